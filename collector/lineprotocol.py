@@ -1,0 +1,298 @@
+"""InfluxDB line protocol: a fast encoder and a decoder that parses as influxd 1.x does.
+
+Rules (see shared/reference/influxdb.md): measurement escapes comma and space; tag
+keys, tag values and field keys escape comma, '=' and space; string fields escape '"'
+and backslash; tab/CR/LF/FF in names are written as their backslash sequences, as
+Telegraf does. Integers get an ``i`` suffix and must fit in int64 (``u`` is never
+emitted). NaN and infinities, empty tag values, the reserved key ``time`` and names
+influxd cannot represent (a backslash at the end or before an escaped character) are
+left out and counted, never sent.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from collector.metric import PRECISION_NS, FieldValue, Metric
+
+_CONTROL = {"\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+_NAME_ESCAPES = str.maketrans({",": "\\,", " ": "\\ ", **_CONTROL})
+_KEY_ESCAPES = str.maketrans({",": "\\,", " ": "\\ ", "=": "\\=", **_CONTROL})
+_STRING_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"'})
+
+_NAME_SPECIAL = re.compile(r"[, \t\n\f\r\\]").search
+_KEY_SPECIAL = re.compile(r"[,= \t\n\f\r\\]").search
+# influxd 1.x treats '\' as "skip the next character" while scanning and only unescapes
+# '\,', '\ ' and '\='; a backslash at the end of a name or before one of those can
+# therefore not be written in a way that reads back the same.
+_NAME_UNREPRESENTABLE = re.compile(r"\\(?=[, ]|$)").search
+_KEY_UNREPRESENTABLE = re.compile(r"\\(?=[,= ]|$)").search
+
+MAX_STRING_BYTES = 64 * 1024 - 1
+"""influxd 1.x rejects string field values of 64 KiB or more."""
+
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+_CACHE_LIMIT = 20_000
+
+
+class LineProtocolError(ValueError):
+    """A line that cannot be parsed; says where and why."""
+
+
+@dataclass(slots=True)
+class EncodeStats:
+    """What the encoder left out, so that nothing vanishes silently."""
+
+    metrics_dropped: int = 0
+    fields_dropped: int = 0
+    tags_dropped: int = 0
+
+
+class Encoder:
+    """Encodes metrics to line protocol bytes.
+
+    Escaped names are cached: instruments repeat the same measurement, tag and field
+    names millions of times, and a dict lookup is cheaper than scanning each string.
+    """
+
+    def __init__(self, precision: str = "ns") -> None:
+        self.divisor = PRECISION_NS[precision]
+        self.stats = EncodeStats()
+        self._names: dict[str, str | None] = {}
+        self._keys: dict[str, str | None] = {}
+
+    def encode(self, metrics: Iterable[Metric]) -> tuple[bytes, int]:
+        """Return newline-terminated lines and how many metrics they hold."""
+        lines = []
+        append = lines.append
+        line = self.line
+        for metric in metrics:
+            text = line(metric)
+            if text is not None:
+                append(text)
+        if not lines:
+            return b"", 0
+        return ("\n".join(lines) + "\n").encode(), len(lines)
+
+    def line(self, metric: Metric) -> str | None:
+        """One metric as a line without its newline, or None when nothing is writable."""
+        name = self._escape_name(metric.name)
+        if name is None:
+            self.stats.metrics_dropped += 1
+            return None
+        field_parts = []
+        escape_key = self._escape_key
+        for key, value in metric.fields.items():
+            ekey = escape_key(key)
+            text = _format_value(value)
+            if ekey is None or text is None:
+                self.stats.fields_dropped += 1
+                continue
+            field_parts.append(ekey + "=" + text)
+        if not field_parts:
+            self.stats.metrics_dropped += 1
+            return None
+        parts = [name]
+        if metric.tags:
+            for key in sorted(metric.tags):
+                value = metric.tags[key]
+                ekey = escape_key(key)
+                evalue = escape_key(value) if value else None
+                if ekey is None or evalue is None:
+                    self.stats.tags_dropped += 1
+                    continue
+                parts.append(ekey + "=" + evalue)
+        divisor = self.divisor
+        stamp = metric.time_ns if divisor == 1 else metric.time_ns // divisor
+        return ",".join(parts) + " " + ",".join(field_parts) + " " + str(stamp)
+
+    def _escape_name(self, name: str) -> str | None:
+        cached = self._names.get(name, _MISSING)
+        if cached is not _MISSING:
+            return cached
+        escaped = _escape(name, _NAME_SPECIAL, _NAME_UNREPRESENTABLE, _NAME_ESCAPES)
+        return _remember(self._names, name, escaped)
+
+    def _escape_key(self, key: str) -> str | None:
+        cached = self._keys.get(key, _MISSING)
+        if cached is not _MISSING:
+            return cached
+        escaped = None if key == "time" else _escape(
+            key, _KEY_SPECIAL, _KEY_UNREPRESENTABLE, _KEY_ESCAPES
+        )
+        return _remember(self._keys, key, escaped)
+
+
+_MISSING = object()
+
+
+def _remember(cache: dict[str, str | None], raw: str, escaped: str | None) -> str | None:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[raw] = escaped
+    return escaped
+
+
+def _escape(text: str, special, unrepresentable, table) -> str | None:
+    if not text or type(text) is not str:
+        return None
+    if special(text) is None:
+        return text
+    if "\\" in text and unrepresentable(text):
+        return None
+    return text.translate(table)
+
+
+def _format_value(value: FieldValue) -> str | None:
+    kind = type(value)
+    if kind is float:
+        return repr(value) if math.isfinite(value) else None
+    if kind is int:
+        return f"{value}i" if _INT64_MIN <= value <= _INT64_MAX else None
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is str:
+        if len(value) * 4 > MAX_STRING_BYTES and len(value.encode()) > MAX_STRING_BYTES:
+            return None
+        return '"' + value.translate(_STRING_ESCAPES) + '"'
+    return None
+
+
+def encode(metrics: Iterable[Metric], precision: str = "ns") -> bytes:
+    """Encode metrics with a throw-away encoder; for tools and tests."""
+    return Encoder(precision).encode(metrics)[0]
+
+
+def decode(data: bytes | str, precision: str = "ns") -> list[Metric]:
+    """Parse line protocol the way influxd 1.x does; blank and '#' lines are skipped."""
+    text = data.decode() if isinstance(data, bytes) else data
+    multiplier = PRECISION_NS[precision]
+    return [
+        decode_line(line, multiplier)
+        for line in _split_lines(text)
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+
+def _split_lines(text: str) -> list[str]:
+    """Split on newlines that are not inside a quoted string field."""
+    if '"' not in text:
+        return text.split("\n")
+    lines, start, quoted, i, n = [], 0, False, 0, len(text)
+    fields_started = False
+    while i < n:
+        char = text[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == " " and not quoted:
+            fields_started = True
+        elif char == '"' and fields_started:
+            quoted = not quoted
+        elif char == "\n" and not quoted:
+            lines.append(text[start:i])
+            start, fields_started = i + 1, False
+        i += 1
+    lines.append(text[start:])
+    return lines
+
+
+def decode_line(line: str, multiplier: int = 1) -> Metric:
+    """Parse one line; raises LineProtocolError naming the problem."""
+    name, pos = _scan(line, 0, ", ")
+    if not name:
+        raise LineProtocolError(f"missing measurement in {line!r}")
+    tags: dict[str, str] = {}
+    while pos < len(line) and line[pos] == ",":
+        key, pos = _scan(line, pos + 1, "=")
+        if pos >= len(line):
+            raise LineProtocolError(f"tag without value in {line!r}")
+        value, pos = _scan(line, pos + 1, ", ")
+        if not key or not value:
+            raise LineProtocolError(f"empty tag key or value in {line!r}")
+        tags[key] = value
+    if pos >= len(line) or line[pos] != " ":
+        raise LineProtocolError(f"missing fields in {line!r}")
+    fields: dict[str, FieldValue] = {}
+    pos += 1
+    while True:
+        key, pos = _scan(line, pos, "=")
+        if not key or pos >= len(line):
+            raise LineProtocolError(f"bad field in {line!r}")
+        value, pos = _scan_value(line, pos + 1)
+        fields[key] = value
+        if pos < len(line) and line[pos] == ",":
+            pos += 1
+            continue
+        break
+    rest = line[pos:].strip()
+    if not rest:
+        return Metric(name, fields, tags, 0)
+    try:
+        stamp = int(rest)
+    except ValueError:
+        raise LineProtocolError(f"bad timestamp {rest!r} in {line!r}") from None
+    return Metric(name, fields, tags, stamp * multiplier)
+
+
+def _scan(line: str, pos: int, stops: str) -> tuple[str, int]:
+    """Read up to an unescaped stop character, undoing the escapes influxd undoes."""
+    out = []
+    n = len(line)
+    while pos < n:
+        char = line[pos]
+        if char == "\\" and pos + 1 < n:
+            nxt = line[pos + 1]
+            out.append(nxt if nxt in ", =" else char + nxt)
+            pos += 2
+            continue
+        if char in stops:
+            break
+        out.append(char)
+        pos += 1
+    return "".join(out), pos
+
+
+def _scan_value(line: str, pos: int) -> tuple[FieldValue, int]:
+    if pos < len(line) and line[pos] == '"':
+        out = []
+        pos += 1
+        while pos < len(line):
+            char = line[pos]
+            if char == "\\" and pos + 1 < len(line) and line[pos + 1] in '\\"':
+                out.append(line[pos + 1])
+                pos += 2
+                continue
+            if char == '"':
+                return "".join(out), pos + 1
+            out.append(char)
+            pos += 1
+        raise LineProtocolError(f"unterminated string in {line!r}")
+    end = pos
+    while end < len(line) and line[end] not in ", ":
+        end += 1
+    return _parse_scalar(line[pos:end], line), end
+
+
+_TRUE = {"t", "T", "true", "True", "TRUE"}
+_FALSE = {"f", "F", "false", "False", "FALSE"}
+
+
+def _parse_scalar(token: str, line: str) -> FieldValue:
+    try:
+        if token in _TRUE:
+            return True
+        if token in _FALSE:
+            return False
+        if token[-1:] in ("i", "u"):
+            return int(token[:-1])
+        value = float(token)
+    except ValueError:
+        raise LineProtocolError(f"bad field value {token!r} in {line!r}") from None
+    if not math.isfinite(value):
+        raise LineProtocolError(f"non-finite field value {token!r} in {line!r}")
+    return value

@@ -1,0 +1,108 @@
+"""What a plugin implements and what it is handed: the public API for plugin authors.
+
+An input is either polled (``Input.gather`` runs on the agent's schedule) or streaming
+(``StreamingInput.run`` owns a thread and pushes metrics when the device does). An
+output turns one batch of line protocol into a ``WriteResult`` or raises
+``RetryableError``; batching, spooling, retries and backoff are the agent's job.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+from collector.metric import FieldValue, Metric
+from collector.stats import Counters, StatsRegistry
+
+
+@dataclass
+class NoOptions:
+    """Config of a plugin that takes no options of its own."""
+
+
+@dataclass
+class PluginContext:
+    """Everything the agent lends a plugin instance."""
+
+    name: str
+    alias: str
+    log: logging.Logger
+    stats: Counters
+    registry: StatsRegistry
+    state_dir: Path
+
+
+class Accumulator(Protocol):
+    """Where inputs put metrics. Once ``add*`` returns, the metrics are on disk."""
+
+    def add(
+        self, name: str, fields: dict[str, FieldValue],
+        tags: dict[str, str] | None = None, time_ns: int | None = None,
+    ) -> None: ...
+
+    def add_metrics(self, metrics: list[Metric]) -> None: ...
+
+
+class Input:
+    """A polled input: ``gather`` is called once per interval, never concurrently."""
+
+    Config: ClassVar[type] = NoOptions
+    default_interval: ClassVar[float | None] = None
+
+    def __init__(self, config, context: PluginContext) -> None:
+        self.config = config
+        self.context = context
+
+    def gather(self, acc: Accumulator) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release devices and sockets; called once at shutdown."""
+
+
+class StreamingInput(Input):
+    """An input that pushes metrics as they happen, from its own thread."""
+
+    def run(self, acc: Accumulator, stop: threading.Event) -> None:
+        """Deliver metrics until ``stop`` is set. If it raises, the agent restarts it."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What became of a batch the server answered: written, or dropped for a reason."""
+
+    written: int
+    dropped: int = 0
+    rejected: int = 0
+
+
+class RetryableError(Exception):
+    """Nothing was stored, but trying the same batch later may succeed."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Output:
+    """Writes batches of newline-terminated line protocol (nanosecond timestamps)."""
+
+    Config: ClassVar[type] = NoOptions
+
+    def __init__(self, config, context: PluginContext) -> None:
+        self.config = config
+        self.context = context
+
+    def write(self, payload: bytes, count: int) -> WriteResult:
+        raise NotImplementedError
+
+    def provision(self, dry_run: bool) -> list[str] | None:
+        """Make the server match the config; the changes made (or planned). None: n/a."""
+        return None
+
+    def close(self) -> None:
+        """Release connections; called once at shutdown."""
