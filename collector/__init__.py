@@ -1,0 +1,19 @@
+"""Instrument data collector: the public API that plugins build on."""
+
+from collector.metric import FieldValue, Metric
+from collector.plugin import (
+    Accumulator,
+    Input,
+    NoOptions,
+    Output,
+    PluginContext,
+    RetryableError,
+    StreamingInput,
+    WriteResult,
+)
+from collector.units import ByteSize, Duration, Secret
+
+__all__ = [
+    "Accumulator", "ByteSize", "Duration", "FieldValue", "Input", "Metric", "NoOptions",
+    "Output", "PluginContext", "RetryableError", "Secret", "StreamingInput", "WriteResult",
+]

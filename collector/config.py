@@ -90,8 +90,10 @@ class OutputOptions:
     flush_jitter: Duration | None = None
     spool_max_bytes: ByteSize | None = None
     spool_overflow: Overflow | None = None
+    retry_max_interval: Duration = Duration(30)
 
     def validate(self) -> None:
+        _positive(self, "retry_max_interval")
         if self.flush_interval is not None:
             _positive(self, "flush_interval")
         if self.metric_batch_size is not None and self.metric_batch_size < 1:

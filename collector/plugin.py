@@ -12,10 +12,12 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import ClassVar, Literal, Protocol
 
 from collector.metric import FieldValue, Metric
 from collector.stats import Counters, StatsRegistry
+
+Prune = Literal["none", "empty", "all"]
 
 
 @dataclass
@@ -97,11 +99,18 @@ class Output:
         self.config = config
         self.context = context
 
+    def start(self) -> None:
+        """Called from the output's own thread before the first write (may block)."""
+
     def write(self, payload: bytes, count: int) -> WriteResult:
         raise NotImplementedError
 
-    def provision(self, dry_run: bool) -> list[str] | None:
-        """Make the server match the config; the changes made (or planned). None: n/a."""
+    def provision(self, dry_run: bool, prune: Prune = "none") -> list[str] | None:
+        """Make the server match the config; the changes made (or planned). None: n/a.
+
+        ``prune`` says what may be removed that the config no longer lists: nothing,
+        only what holds no data, or everything.
+        """
         return None
 
     def close(self) -> None:

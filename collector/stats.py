@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 
 class Counters:
@@ -12,7 +13,13 @@ class Counters:
         self.kind = kind
         self.tags = tags
         self._values: dict[str, int] = {}
+        self._gauges: dict[str, Callable[[], int]] = {}
         self._lock = threading.Lock()
+
+    def gauge(self, name: str, read: Callable[[], int]) -> None:
+        """Report ``read()`` under ``name``: for values owned elsewhere (spool size)."""
+        with self._lock:
+            self._gauges[name] = read
 
     def incr(self, name: str, amount: int = 1) -> None:
         with self._lock:
@@ -28,7 +35,10 @@ class Counters:
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
-            return dict(self._values)
+            values = dict(self._values)
+            gauges = list(self._gauges.items())
+        values.update((name, read()) for name, read in gauges)
+        return values
 
 
 class StatsRegistry:

@@ -1,0 +1,193 @@
+"""The agent: builds plugins from a config and runs inputs, outputs and schedules."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import math
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import schedule
+
+from collector.config import AgentConfig, Config, PluginSpec
+from collector.input_runner import PolledInput, StreamingRunner
+from collector.output_runner import OutputRunner
+from collector.pipeline import InputAccumulator, Pipeline, Sink
+from collector.plugin import Input, Output, PluginContext, StreamingInput
+from collector.spool import Spool
+from collector.stats import StatsRegistry
+
+log = logging.getLogger("collector")
+
+INPUT_COUNTERS = ("gathered", "errors", "skipped", "gather_time_ns")
+OUTPUT_COUNTERS = ("written", "rejected", "retried", "errors", "write_latency_ns")
+
+
+def build_plugin(spec: PluginSpec, registry: StatsRegistry, state_dir: Path):
+    """Instantiate one configured plugin with its context."""
+    declared = INPUT_COUNTERS if spec.kind == "inputs" else OUTPUT_COUNTERS
+    counters = registry.counters(spec.kind[:-1], declared, **{spec.kind[:-1]: spec.instance_id})
+    context = PluginContext(
+        name=spec.name, alias=spec.instance_id,
+        log=logging.getLogger(f"collector.{spec.kind}.{spec.instance_id}"),
+        stats=counters, registry=registry, state_dir=state_dir,
+    )
+    return spec.cls(spec.config, context)
+
+
+class Agent:
+    """Owns every plugin instance of one config and the threads that drive them."""
+
+    def __init__(self, config: Config, sinks: list[Sink] | None = None) -> None:
+        """``sinks`` replaces the outputs (``collector test``: print instead of deliver)."""
+        self.config = config
+        self.settings: AgentConfig = config.agent
+        self.registry = StatsRegistry()
+        self.state_dir = Path(self.settings.state_dir)
+        self.stop_event = threading.Event()
+        self.hostname = self.settings.hostname or socket.gethostname()
+        self.outputs: list[OutputRunner] = []
+        if sinks is None:
+            sinks = [self._output_runner(spec).spool for spec in config.outputs]
+        agent_counters = self.registry.counters("agent", ("metrics_invalid",))
+        self.pipeline = Pipeline(self.settings, config.global_tags, self.hostname, sinks,
+                                 agent_counters)
+        self.polled: list[PolledInput] = []
+        self.streaming: list[StreamingRunner] = []
+        self.plugins: list[Input] = []
+        self._pool = ThreadPoolExecutor(max_workers=max(1, len(config.inputs)),
+                                        thread_name_prefix="gather")
+        for spec in config.inputs:
+            self._add_input(spec)
+
+    def _output_runner(self, spec: PluginSpec) -> OutputRunner:
+        plugin: Output = build_plugin(spec, self.registry, self.state_dir)
+        options, agent = spec.options, self.settings
+        spool = Spool(
+            self.state_dir / "spool" / spec.instance_id,
+            max_bytes=options.spool_max_bytes or agent.spool_max_bytes,
+            overflow=options.spool_overflow or agent.spool_overflow,
+            fsync=agent.spool_fsync,
+            log=plugin.context.log,
+        )
+        runner = OutputRunner(
+            plugin, spool, plugin.context.stats, plugin.context.log,
+            batch_size=options.metric_batch_size or agent.metric_batch_size,
+            flush_interval=options.flush_interval or agent.flush_interval,
+            flush_jitter=_first(options.flush_jitter, agent.flush_jitter),
+            retry_max_interval=options.retry_max_interval,
+        )
+        self.outputs.append(runner)
+        return runner
+
+    def _add_input(self, spec: PluginSpec) -> None:
+        plugin: Input = build_plugin(spec, self.registry, self.state_dir)
+        self.plugins.append(plugin)
+        context = plugin.context
+        streaming = isinstance(plugin, StreamingInput)
+        accumulator = InputAccumulator(self.pipeline, spec.options, context.stats,
+                                       buffered=not streaming)
+        if streaming:
+            self.streaming.append(StreamingRunner(plugin, accumulator, context.stats,
+                                                  context.log, self.stop_event))
+            return
+        interval = spec.options.interval or plugin.default_interval or self.settings.interval
+        jitter = _first(spec.options.collection_jitter, self.settings.collection_jitter)
+        self.polled.append(PolledInput(plugin, accumulator, context.stats, context.log,
+                                       interval, jitter, self._pool, self.stop_event))
+
+    # ------------------------------------------------------------------ modes
+    def run(self) -> None:
+        """Run until ``stop_event`` is set, then flush and close everything."""
+        for output in self.outputs:
+            output.start()
+        for runner in self.streaming:
+            runner.start()
+        log.info("started: %d inputs, %d outputs", len(self.plugins), len(self.outputs))
+        try:
+            self._schedule_loop()
+        finally:
+            self.shutdown()
+
+    def once(self) -> bool:
+        """Gather every polled input once, deliver everything; True when all delivered."""
+        for polled in self.polled:
+            polled.gather_once()
+        deadline = time.monotonic() + self.settings.shutdown_timeout
+        delivered = all([output.flush(deadline) for output in self.outputs])
+        self.close()
+        return delivered
+
+    def gather_for(self, seconds: float) -> None:
+        """Gather polled inputs once and let streaming inputs push for ``seconds``."""
+        for runner in self.streaming:
+            runner.start()
+        for polled in self.polled:
+            polled.gather_once()
+        self.stop_event.wait(seconds)
+        self.stop_event.set()
+        for runner in self.streaming:
+            runner.thread.join(self.settings.shutdown_timeout)
+        self.close()
+
+    def shutdown(self) -> None:
+        self.stop_event.set()
+        timeout = self.settings.shutdown_timeout
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        for runner in self.streaming:
+            runner.thread.join(timeout)
+        for output in self.outputs:
+            output.stop(timeout)
+        self.close()
+        log.info("stopped")
+
+    def close(self) -> None:
+        for plugin in [*self.plugins, *(output.output for output in self.outputs)]:
+            try:
+                plugin.close()
+            except Exception as err:
+                plugin.context.log.warning("close failed: %s", err)
+        for output in self.outputs:
+            output.spool.close()
+        self._pool.shutdown(wait=False)
+
+    # --------------------------------------------------------------- schedule
+    def _schedule_loop(self) -> None:
+        """Drive gathers with ``schedule``; realign ticks to interval boundaries.
+
+        ``schedule`` sets the next run to "now + interval" after each run, which drifts
+        by the loop's latency every tick; with round_interval we put each job back on
+        its boundary, as Telegraf does, and any job the wall clock jumped away from
+        (a Pi setting its clock from NTP after boot) is put back near now.
+        """
+        scheduler = schedule.Scheduler()
+        aligned = self.settings.round_interval
+        jobs = {}
+        for polled in self.polled:
+            job = scheduler.every(polled.interval).seconds.do(polled.tick)
+            job.next_run = _next_run(polled.interval, aligned)
+            jobs[job] = None
+        while not self.stop_event.is_set():
+            scheduler.run_pending()
+            now = datetime.datetime.now()
+            for job, seen in jobs.items():
+                interval = job.interval
+                ran = job.last_run != seen
+                jobs[job] = job.last_run
+                if (ran and aligned) or (job.next_run - now).total_seconds() > 2 * interval:
+                    job.next_run = _next_run(interval, aligned)
+            self.stop_event.wait(min(max(scheduler.idle_seconds or 0.0, 0.0), 1.0))
+
+
+def _next_run(interval: float, aligned: bool) -> datetime.datetime:
+    now = time.time()
+    at = (math.floor(now / interval) + 1) * interval if aligned else now + interval
+    return datetime.datetime.fromtimestamp(at)
+
+
+def _first(value, default):
+    return default if value is None else value
