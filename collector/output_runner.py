@@ -64,8 +64,8 @@ class OutputRunner:
         while not self._stopping.is_set():
             with self.spool.changed:
                 self.spool.changed.wait_for(
-                    lambda: self._stopping.is_set() or self.spool.pending >= self.batch_size
-                    or time.monotonic() >= next_flush,
+                    lambda due=next_flush: self._stopping.is_set()
+                    or self.spool.pending >= self.batch_size or time.monotonic() >= due,
                     timeout=max(0.0, next_flush - time.monotonic()),
                 )
             if self._stopping.is_set():
