@@ -178,6 +178,11 @@ def decode(data: bytes | str, precision: str = "ns") -> list[Metric]:
     ]
 
 
+def split_lines(payload: bytes) -> list[bytes]:
+    """Newline-terminated lines of a payload; a newline inside a string field stays."""
+    return [line.encode() + b"\n" for line in _split_lines(payload.decode()) if line]
+
+
 def _split_lines(text: str) -> list[str]:
     """Split on newlines that are not inside a quoted string field."""
     if '"' not in text:

@@ -1,0 +1,96 @@
+"""Options of [[outputs.influxdb]], including retention policies and downsampling."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from collector.binding import BindError
+from collector.units import Duration, Secret
+
+Aggregate = Literal["mean", "median", "min", "max", "sum", "count", "first", "last",
+                    "spread", "stddev", "mode"]
+HOUR = 3600.0
+
+
+@dataclass
+class RetentionPolicy:
+    name: str
+    duration: Duration
+    """How long data is kept; "INF" keeps it forever. At least 1h."""
+    shard_duration: Duration | None = None
+    replication: int = 1
+    default: bool = False
+
+    def validate(self) -> None:
+        if not self.name:
+            raise BindError("name", "must not be empty")
+        if self.duration < HOUR:
+            raise BindError("duration", "must be at least 1h (or \"INF\")")
+        if self.shard_duration is not None and not HOUR <= self.shard_duration < math.inf:
+            raise BindError("shard_duration", "must be at least 1h and finite")
+
+
+@dataclass
+class Downsample:
+    """A continuous query: aggregate ``source`` into ``target`` every ``interval``."""
+
+    source: str
+    target: str
+    interval: Duration
+    aggregate: Aggregate = "mean"
+    measurements: list[str] = field(default_factory=list)
+    """Measurements to downsample; empty means all."""
+
+    def validate(self) -> None:
+        if not 1 <= self.interval < math.inf:
+            raise BindError("interval", "must be at least 1s")
+
+
+@dataclass
+class InfluxDBConfig:
+    urls: list[str] = field(default_factory=lambda: ["http://127.0.0.1:8086"])
+    api: Literal["v1", "v2"] = "v1"
+    database: str = "collector"
+    retention_policy: str = ""
+    """RP to write into; empty: the database's default RP."""
+    username: str = ""
+    password: Secret = field(default_factory=Secret)
+    token: Secret = field(default_factory=Secret)
+    org: str = ""
+    bucket: str = ""
+    timeout: Duration = Duration(10)
+    content_encoding: Literal["gzip", "identity"] = "gzip"
+    provision: bool = True
+    """Create/alter the database, retention policies and CQs when the output starts."""
+    retention_policies: list[RetentionPolicy] = field(default_factory=list)
+    downsampling: list[Downsample] = field(default_factory=list)
+
+    def validate(self) -> None:
+        if not self.urls:
+            raise BindError("urls", "needs at least one URL")
+        for index, url in enumerate(self.urls):
+            if not re.match(r"https?://[^/\s]+", url):
+                raise BindError(f"urls[{index}]", "must start with http:// or https://")
+            if re.match(r"https?://[^/@]*@", url):
+                raise BindError(f"urls[{index}]", "put credentials in username/password or "
+                                "token, not in the URL (they would end up in logs)")
+        if self.api == "v2":
+            if not self.bucket:
+                raise BindError("bucket", "required when api = \"v2\"")
+            if self.retention_policies or self.downsampling:
+                raise BindError("retention_policies", "retention as code needs api = \"v1\"")
+        elif not self.database:
+            raise BindError("database", "must not be empty")
+        names = [rp.name for rp in self.retention_policies]
+        if len(set(names)) != len(names):
+            raise BindError("retention_policies", "names must be unique")
+        if sum(rp.default for rp in self.retention_policies) > 1:
+            raise BindError("retention_policies", "only one can be the default")
+        for index, rule in enumerate(self.downsampling):
+            for key in ("source", "target"):
+                if names and getattr(rule, key) not in names:
+                    raise BindError(f"downsampling[{index}].{key}",
+                                    f"{getattr(rule, key)!r} is not in retention_policies")
