@@ -184,10 +184,11 @@ def _plugins(source: str, kind: registry.Kind, tables: Any) -> list[PluginSpec]:
         for index, table in enumerate(entries):
             section = f"{kind}.{name}" + (f" #{index + 1}" if len(entries) > 1 else "")
             specs.append(_plugin(source, kind, name, index, section, table))
-    ids = [spec.instance_id for spec in specs]
+    seen: set[str] = set()
     for spec in specs:
-        if ids.count(spec.instance_id) > 1:
+        if spec.instance_id in seen:
             raise ConfigError(source, spec.section, "alias", f"{spec.instance_id!r} is used twice")
+        seen.add(spec.instance_id)
     return specs
 
 

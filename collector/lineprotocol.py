@@ -6,7 +6,8 @@ and backslash; tab/CR/LF/FF in names are written as their backslash sequences, a
 Telegraf does. Integers get an ``i`` suffix and must fit in int64 (``u`` is never
 emitted). NaN and infinities, empty tag values, the reserved key ``time`` and names
 influxd cannot represent (a backslash at the end or before an escaped character) are
-left out and counted, never sent.
+left out and counted, never sent; so is a measurement starting with '#', which
+influxd would read as a comment line and silently ignore.
 """
 
 from __future__ import annotations
@@ -114,7 +115,8 @@ class Encoder:
         cached = self._names.get(name, _MISSING)
         if cached is not _MISSING:
             return cached
-        escaped = _escape(name, _NAME_SPECIAL, _NAME_UNREPRESENTABLE, _NAME_ESCAPES)
+        escaped = None if name.startswith("#") else _escape(
+            name, _NAME_SPECIAL, _NAME_UNREPRESENTABLE, _NAME_ESCAPES)
         return _remember(self._names, name, escaped)
 
     def _escape_key(self, key: str) -> str | None:

@@ -1,0 +1,152 @@
+"""Line protocol: the escaping rules, types and drops, and round trips through a real
+influxd and through our own decoder."""
+
+import math
+import string
+from urllib.parse import urlencode
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from collector.lineprotocol import Encoder, LineProtocolError, decode, encode, split_lines
+from collector.metric import Metric
+from tests.servers import HTTP
+
+T = 1_700_000_000_123_456_789
+
+
+def line(metric: Metric, precision: str = "ns") -> str:
+    return encode([metric], precision).decode().rstrip("\n")
+
+
+@pytest.mark.parametrize("name, tags, fields, expected", [
+    ("cpu", {}, {"v": 1.5}, f"cpu v=1.5 {T}"),
+    ("my cpu,x", {}, {"v": 1.0}, f"my\\ cpu\\,x v=1.0 {T}"),
+    ("m=1", {}, {"v": 1.0}, f"m=1 v=1.0 {T}"),
+    ("m", {"a b": "c,d=e"}, {"v": 1.0}, f"m,a\\ b=c\\,d\\=e v=1.0 {T}"),
+    ("m", {}, {"k=y": 2}, f"m k\\=y=2i {T}"),
+    ("m", {}, {"s": 'say "hi" \\o/'}, f'm s="say \\"hi\\" \\\\o/" {T}'),
+    ("m", {}, {"on": True, "off": False}, f"m on=true,off=false {T}"),
+    ("m", {"z": "1", "a": "2"}, {"v": 1.0}, f"m,a=2,z=1 v=1.0 {T}"),
+    ("m", {"empty": ""}, {"v": 1.0}, f"m v=1.0 {T}"),
+    ("m\tn", {}, {"v": 1.0}, f"m\\tn v=1.0 {T}"),
+    ("m", {}, {"big": 2**63 - 1, "small": -(2**63)},
+     f"m big=9223372036854775807i,small=-9223372036854775808i {T}"),
+])
+def test_encoding_follows_the_reference(name, tags, fields, expected):
+    assert line(Metric(name, fields, tags, T)) == expected
+
+
+@pytest.mark.parametrize("precision, stamp", [("s", "1700000000"), ("ms", "1700000000123"),
+                                              ("us", "1700000000123456")])
+def test_precision_truncates_timestamp(precision, stamp):
+    assert line(Metric("m", {"v": 1.0}, {}, T), precision).endswith(" " + stamp)
+
+
+def test_unwritable_values_are_dropped_and_counted():
+    encoder = Encoder()
+    payload, count = encoder.encode([
+        Metric("m", {"nan": math.nan, "inf": math.inf, "ok": 1.0, "huge": 2**64,
+                     "time": 1.0}, {"time": "x", "t": ""}, T),
+        Metric("m", {"only": -math.inf}, {}, T),
+        Metric("trailing\\", {"v": 1.0}, {}, T),
+        Metric("m", {"v": 1.0}, {"k": "ends\\"}, T),
+        Metric("#comment", {"v": 1.0}, {}, T),
+    ])
+    assert count == 2
+    assert payload == f"m ok=1.0 {T}\nm v=1.0 {T}\n".encode()
+    assert encoder.stats.metrics_dropped == 3
+    assert encoder.stats.fields_dropped == 4 + 1
+    assert encoder.stats.tags_dropped == 3
+
+
+def test_never_emits_unsigned():
+    assert "u" not in line(Metric("m", {"v": 2**63 - 1}, {}, T)).split()[1]
+
+
+def test_decoder_reads_types_escapes_and_multiline_strings():
+    text = 'a\\ b,t\\=1=x\\,y f="l1\nl2",i=-3i,u=4u,b=T,x=1e3 5\n# comment\n\nc v=1'
+    first, second = decode(text)
+    assert first == Metric("a b", {"f": "l1\nl2", "i": -3, "u": 4, "b": True, "x": 1000.0},
+                           {"t=1": "x,y"}, 5)
+    assert second == Metric("c", {"v": 1.0}, {}, 0)
+    assert split_lines(text.encode())[0] == b'a\\ b,t\\=1=x\\,y f="l1\nl2",i=-3i,u=4u,b=T,x=1e3 5\n'
+
+
+@pytest.mark.parametrize("bad", ["m", "m v=", "m,t v=1", "m v=1 12x", 'm v="open', "m v=zz",
+                                 " v=1", "m v=NaN"])
+def test_decoder_rejects_malformed_lines(bad):
+    with pytest.raises(LineProtocolError):
+        decode(bad)
+
+
+# ---------------------------------------------------------------- properties
+SPECIAL = ",= \"\\"
+name_text = st.text(alphabet=st.characters(
+    categories=["L", "N", "P", "S", "Zs"], include_characters=SPECIAL), min_size=1, max_size=12)
+field_values = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.booleans(),
+    st.text(alphabet=st.characters(exclude_categories=["Cs"], include_characters=SPECIAL + "\n"),
+            max_size=40),
+)
+metrics = st.builds(
+    Metric,
+    name=name_text,
+    fields=st.dictionaries(name_text, field_values, min_size=1, max_size=4),
+    tags=st.dictionaries(name_text, name_text, max_size=4),
+    time_ns=st.integers(min_value=0, max_value=2**62),
+)
+
+
+def writable(metric: Metric) -> bytes:
+    """The metric's line; hypothesis discards what the encoder (rightly) leaves out."""
+    encoder = Encoder()
+    payload, _ = encoder.encode([metric])
+    stats = encoder.stats
+    assume(stats.metrics_dropped == stats.fields_dropped == stats.tags_dropped == 0)
+    assume(not set(metric.tags) & set(metric.fields))
+    return payload
+
+
+@given(metrics)
+def test_encode_decode_round_trip(metric):
+    assert decode(writable(metric)) == [metric]
+
+
+def influx_query(url: str, db: str, q: str) -> list:
+    response = HTTP.request("POST", f"{url}/query", body=urlencode({"q": q, "db": db,
+                                                                    "epoch": "ns"}),
+                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+    return response.json()["results"][0].get("series", [])
+
+
+INFLUX_TYPES = {float: "float", int: "integer", bool: "boolean", str: "string"}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(metric=metrics)
+def test_real_influxd_stores_exactly_what_was_encoded(influxd, metric):
+    payload = writable(metric)
+    db = "roundtrip"
+    influx_query(influxd.url, "", f'DROP DATABASE "{db}"')
+    influx_query(influxd.url, "", f'CREATE DATABASE "{db}"')
+    reply = HTTP.request("POST", f"{influxd.url}/write?db={db}&precision=ns", body=payload)
+    assert reply.status == 204, reply.data
+    (series,) = influx_query(influxd.url, db, "SELECT * FROM /.*/ GROUP BY *")
+    assert series["name"] == metric.name
+    assert series.get("tags", {}) == {k: v for k, v in metric.tags.items()}
+    (values,) = series["values"]
+    row = dict(zip(series["columns"], values, strict=True))
+    assert row.pop("time") == metric.time_ns
+    # JSON from Go prints large floats with integer digits; the type is checked below.
+    assert {k: float(v) if type(metric.fields[k]) is float else v for k, v in row.items()} \
+        == metric.fields
+    (types,) = influx_query(influxd.url, db, "SHOW FIELD KEYS")
+    assert dict(types["values"]) == {k: INFLUX_TYPES[type(v)] for k, v in metric.fields.items()}
+
+
+def test_property_alphabet_covers_every_escaped_character():
+    assert set(SPECIAL + " ") <= set(string.printable)
