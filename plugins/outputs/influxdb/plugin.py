@@ -18,7 +18,8 @@ class InfluxDBOutput(Output):
 
     - 2xx: written.
     - 400 "partial write": the server stored all but ``dropped=N`` points (beyond
-      retention: counted as dropped; type conflicts: counted as rejected). Retrying
+      retention: counted as dropped; type conflicts: counted as rejected) and, on
+      influxd 1.6, all but the lines it names as "unable to parse" (rejected). Retrying
       cannot help, so the batch is done.
     - other 400 and 413: nothing was stored; the batch is split in halves until the
       bad (or oversized) lines stand alone, and only those are rejected.
@@ -57,12 +58,15 @@ class InfluxDBOutput(Output):
         raise RetryableError(f"HTTP {reply.status} {text[:300]}", reply.retry_after)
 
     def _partial(self, text: str, count: int) -> WriteResult:
+        """influxd stored the rest; lines it could not parse are not in its dropped=N."""
         match = _DROPPED.search(text)
         lost = int(match.group(1)) if match else 0
-        self.context.log.warning("server dropped %d of %d points: %s", lost, count, text[:300])
+        unparsed = text.count("unable to parse '")
+        self.context.log.warning("server kept %d of %d points: %s", count - lost - unparsed,
+                                 count, text[:300])
         if "beyond retention" in text:
-            return WriteResult(written=count - lost, dropped=lost)
-        return WriteResult(written=count - lost, rejected=lost)
+            return WriteResult(written=count - lost - unparsed, dropped=lost, rejected=unparsed)
+        return WriteResult(written=count - lost - unparsed, rejected=lost + unparsed)
 
     def _isolate(self, payload: bytes, count: int, reply: Reply) -> WriteResult:
         lines = split_lines(payload)
