@@ -180,7 +180,8 @@ class Agent:
                 jobs[job] = job.last_run
                 if (ran and aligned) or (job.next_run - now).total_seconds() > 2 * interval:
                     job.next_run = _next_run(interval, aligned)
-            self.stop_event.wait(min(max(scheduler.idle_seconds or 0.0, 0.0), 1.0))
+            idle = scheduler.idle_seconds
+            self.stop_event.wait(1.0 if idle is None else min(max(idle, 0.0), 1.0))
 
 
 def _next_run(interval: float, aligned: bool) -> datetime.datetime:

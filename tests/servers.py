@@ -108,7 +108,10 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         body = urlencode({"q": q, "db": db, "epoch": epoch})
         response = HTTP.request("POST", self.url + "/query", body=body,
                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
-        result = json.loads(response.data)["results"][0]
+        answer = json.loads(response.data)
+        if "results" not in answer:
+            raise RuntimeError(answer.get("error", answer))
+        result = answer["results"][0]
         if "error" in result:
             raise RuntimeError(result["error"])
         return result.get("series", [])

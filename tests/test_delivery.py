@@ -1,0 +1,172 @@
+"""Nothing acknowledged is lost: through an InfluxDB outage, kill -9, SIGTERM, full spool."""
+
+import signal
+import threading
+import time
+
+from collector import Metric
+from tests.fixed_input import agent_from, output_counters, register_input
+from tests.helpers import collector, post, wait_until, write_config
+from tests.servers import free_port
+
+CONFIG = """
+[agent]
+state_dir = "{state}"
+flush_interval = "{flush}"
+omit_hostname = true
+shutdown_timeout = "10s"
+[[inputs.influxdb_listener]]
+service_address = "127.0.0.1:{port}"
+[[outputs.influxdb]]
+urls = ["{url}"]
+database = "delivery"
+timeout = "2s"
+retry_max_interval = "2s"
+"""
+
+
+class Sender:
+    """Posts one point per request to the listener; remembers what got a 204."""
+
+    def __init__(self, url: str, series: int = 3) -> None:
+        self.url = url
+        self.series = series
+        self.acknowledged: list[int] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._send, daemon=True)
+        self.base = time.time_ns()
+
+    def _send(self) -> None:
+        i = 0
+        while not self.stop.is_set():
+            body = b"flow,series=s%d n=%di %d\n" % (i % self.series, i, self.base + i)
+            if post(self.url, body) == 204:
+                self.acknowledged.append(i)
+                i += 1
+            else:
+                time.sleep(0.05)
+            time.sleep(0.01)
+
+    def per_series(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for i in self.acknowledged:
+            counts[f"s{i % self.series}"] = counts.get(f"s{i % self.series}", 0) + 1
+        return counts
+
+
+def stored_per_series(influxd) -> dict[str, int]:
+    try:
+        rows = influxd.rows("SELECT count(n) FROM flow GROUP BY \"series\"", "delivery")
+    except RuntimeError:
+        return {}
+    return {row["series"]: row["count"] for row in rows}
+
+
+def stored_numbers(influxd) -> set[int]:
+    try:
+        return {row["n"] for row in influxd.rows("SELECT n FROM flow", "delivery")}
+    except RuntimeError:
+        return set()
+
+
+def start_collector(tmp_path, influxd, port, flush="0.5s"):
+    path = write_config(tmp_path, CONFIG.format(state=tmp_path / "state", flush=flush,
+                                                port=port, url=influxd.url))
+    process = collector("run", "-c", str(path))
+    wait_until(lambda: post(f"http://127.0.0.1:{port}", b"") == 204, timeout=20)
+    return process
+
+
+def test_influxdb_outage_of_20s_loses_and_duplicates_nothing(tmp_path, own_influxd):
+    port = free_port()
+    process = start_collector(tmp_path, own_influxd, port)
+    sender = Sender(f"http://127.0.0.1:{port}")
+    sender.thread.start()
+    try:
+        time.sleep(3)
+        own_influxd.stop()
+        time.sleep(20)
+        own_influxd.start()
+        time.sleep(3)
+        sender.stop.set()
+        sender.thread.join()
+        expected = sender.per_series()
+        assert sum(expected.values()) > 1000
+        wait_until(lambda: stored_per_series(own_influxd) == expected, timeout=60, every=0.5)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+
+
+def test_kill_9_loses_nothing_acknowledged(tmp_path, own_influxd):
+    port = free_port()
+    process = start_collector(tmp_path, own_influxd, port, flush="1h")
+    sender = Sender(f"http://127.0.0.1:{port}")
+    sender.thread.start()
+    time.sleep(3.3)
+    process.kill()
+    process.wait()
+    sender.stop.set()
+    sender.thread.join()
+    acknowledged = set(sender.acknowledged)
+    assert len(acknowledged) > 100
+    assert not stored_numbers(own_influxd), "all of it was only in the spool at the kill"
+    restarted = start_collector(tmp_path, own_influxd, port)
+    try:
+        wait_until(lambda: acknowledged <= stored_numbers(own_influxd), timeout=30)
+        extra = stored_numbers(own_influxd) - acknowledged
+        assert extra <= {max(acknowledged) + 1}, "only the request cut off by the kill"
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        assert restarted.wait(30) == 0
+
+
+def test_sigterm_flushes_before_exit(tmp_path, influxd):
+    port = free_port()
+    influxd.query("DROP DATABASE delivery")
+    process = start_collector(tmp_path, influxd, port, flush="1h")
+    for i in range(50):
+        assert post(f"http://127.0.0.1:{port}", b"flow,series=t n=%di %d\n" % (i, i + 1)) == 204
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(30) == 0
+    assert stored_per_series(influxd) == {"t": 50}
+
+
+def test_full_spool_drops_oldest_and_counts(tmp_path):
+    register_input("burst", lambda: [Metric("burst", {"pad": "x" * 200, "i": i})
+                                     for i in range(100)])
+    agent = agent_from("""
+[[inputs.burst]]
+[[outputs.influxdb]]
+urls = ["http://127.0.0.1:9"]
+spool_max_bytes = "64KiB"
+""", tmp_path)
+    (polled,) = agent.polled
+    for _ in range(20):
+        polled.gather_once()
+    spool = agent.outputs[0].spool
+    counters = output_counters(agent)
+    assert counters["dropped"] > 0
+    assert counters["dropped"] + spool.pending == 2000
+    assert counters["spool_bytes"] <= 64 * 1024
+    agent.close()
+
+
+def test_full_spool_drop_newest_keeps_the_oldest(tmp_path):
+    register_input("burst2", lambda: [Metric("burst", {"pad": "x" * 200, "i": i})
+                                      for i in range(100)])
+    agent = agent_from("""
+[[inputs.burst2]]
+[[outputs.influxdb]]
+urls = ["http://127.0.0.1:9"]
+spool_max_bytes = "64KiB"
+spool_overflow = "drop_newest"
+""", tmp_path)
+    (polled,) = agent.polled
+    for _ in range(20):
+        polled.gather_once()
+    spool = agent.outputs[0].spool
+    assert output_counters(agent)["dropped"] + spool.pending == 2000
+    first = spool.read_batch(1)
+    assert b"i=0i" in first.payload, "the oldest metrics are the ones kept"
+    agent.close()
