@@ -56,83 +56,103 @@ class EncodeStats:
 class Encoder:
     """Encodes metrics to line protocol bytes.
 
-    Escaped names are cached: instruments repeat the same measurement, tag and field
-    names millions of times, and a dict lookup is cheaper than scanning each string.
+    Instruments repeat the same series millions of times, so the escaped series prefix
+    (measurement and sorted tags) and each escaped ``key=`` are cached: the hot loop is
+    two dict lookups and the formatting of the values.
     """
 
     def __init__(self, precision: str = "ns") -> None:
         self.divisor = PRECISION_NS[precision]
         self.stats = EncodeStats()
-        self._names: dict[str, str | None] = {}
-        self._keys: dict[str, str | None] = {}
+        self._series: dict[object, str | None] = {}
+        self._fields: dict[str, str | None] = {}
 
     def encode(self, metrics: Iterable[Metric]) -> tuple[bytes, int]:
         """Return newline-terminated lines and how many metrics they hold."""
         lines = []
         append = lines.append
-        line = self.line
+        series_cache = self._series
+        field_cache = self._fields
+        divisor = self.divisor
+        stats = self.stats
         for metric in metrics:
-            text = line(metric)
-            if text is not None:
-                append(text)
+            tags = metric.tags
+            series_key = (metric.name, *tags.items()) if tags else metric.name
+            try:
+                prefix = series_cache[series_key]
+            except KeyError:
+                prefix = self._series_prefix(series_key, metric)
+            if prefix is None:
+                stats.metrics_dropped += 1
+                continue
+            parts = []
+            for key, value in metric.fields.items():
+                try:
+                    field = field_cache[key]
+                except KeyError:
+                    field = self._field_prefix(key)
+                kind = type(value)
+                if field is None:
+                    stats.fields_dropped += 1
+                elif kind is float and value - value == 0.0:
+                    parts.append(field + repr(value))
+                elif kind is int and _INT64_MIN <= value <= _INT64_MAX:
+                    parts.append(f"{field}{value}i")
+                elif kind is bool:
+                    parts.append(field + ("true" if value else "false"))
+                elif kind is str and len(value) < 4096 and '"' not in value and "\\" not in value:
+                    parts.append(f'{field}"{value}"')
+                elif (text := _format_value(value)) is not None:
+                    parts.append(field + text)
+                else:
+                    stats.fields_dropped += 1
+            if not parts:
+                stats.metrics_dropped += 1
+                continue
+            stamp = metric.time_ns if divisor == 1 else metric.time_ns // divisor
+            append(f"{prefix} {','.join(parts)} {stamp}")
         if not lines:
             return b"", 0
-        return ("\n".join(lines) + "\n").encode(), len(lines)
+        lines.append("")
+        return "\n".join(lines).encode(), len(lines) - 1
 
     def line(self, metric: Metric) -> str | None:
         """One metric as a line without its newline, or None when nothing is writable."""
-        name = self._escape_name(metric.name)
-        if name is None:
-            self.stats.metrics_dropped += 1
+        payload, count = self.encode([metric])
+        return payload.decode()[:-1] if count else None
+
+    def _series_prefix(self, series_key: object, metric: Metric) -> str | None:
+        """Escaped "measurement,tag=value,..." (tags sorted); None if the name is unusable.
+
+        Prefixes that left a tag out are not cached, so every such metric is counted.
+        """
+        if metric.name.startswith("#"):
             return None
-        field_parts = []
-        escape_key = self._escape_key
-        for key, value in metric.fields.items():
-            ekey = escape_key(key)
-            text = _format_value(value)
-            if ekey is None or text is None:
-                self.stats.fields_dropped += 1
-                continue
-            field_parts.append(ekey + "=" + text)
-        if not field_parts:
-            self.stats.metrics_dropped += 1
+        name = _escape(metric.name, _NAME_SPECIAL, _NAME_UNREPRESENTABLE, _NAME_ESCAPES)
+        if name is None:
             return None
         parts = [name]
-        if metric.tags:
-            for key in sorted(metric.tags):
-                value = metric.tags[key]
-                ekey = escape_key(key)
-                evalue = escape_key(value) if value else None
-                if ekey is None or evalue is None:
-                    self.stats.tags_dropped += 1
-                    continue
+        for key in sorted(metric.tags):
+            ekey = None if key == "time" else _escape(
+                key, _KEY_SPECIAL, _KEY_UNREPRESENTABLE, _KEY_ESCAPES)
+            evalue = _escape(metric.tags[key], _KEY_SPECIAL, _KEY_UNREPRESENTABLE, _KEY_ESCAPES)
+            if ekey is None or evalue is None:
+                self.stats.tags_dropped += 1
+            else:
                 parts.append(ekey + "=" + evalue)
-        divisor = self.divisor
-        stamp = metric.time_ns if divisor == 1 else metric.time_ns // divisor
-        return ",".join(parts) + " " + ",".join(field_parts) + " " + str(stamp)
+        prefix = ",".join(parts)
+        if len(parts) == len(metric.tags) + 1:
+            _remember(self._series, series_key, prefix)
+        return prefix
 
-    def _escape_name(self, name: str) -> str | None:
-        cached = self._names.get(name, _MISSING)
-        if cached is not _MISSING:
-            return cached
-        escaped = None if name.startswith("#") else _escape(
-            name, _NAME_SPECIAL, _NAME_UNREPRESENTABLE, _NAME_ESCAPES)
-        return _remember(self._names, name, escaped)
-
-    def _escape_key(self, key: str) -> str | None:
-        cached = self._keys.get(key, _MISSING)
-        if cached is not _MISSING:
-            return cached
+    def _field_prefix(self, key: str) -> str | None:
         escaped = None if key == "time" else _escape(
-            key, _KEY_SPECIAL, _KEY_UNREPRESENTABLE, _KEY_ESCAPES
-        )
-        return _remember(self._keys, key, escaped)
+            key, _KEY_SPECIAL, _KEY_UNREPRESENTABLE, _KEY_ESCAPES)
+        prefix = None if escaped is None else escaped + "="
+        return _remember(self._fields, key, prefix)
 
 
-_MISSING = object()
-
-
-def _remember(cache: dict[str, str | None], raw: str, escaped: str | None) -> str | None:
+def _remember(cache: dict, raw: object, escaped: str | None) -> str | None:
     if len(cache) >= _CACHE_LIMIT:
         cache.clear()
     cache[raw] = escaped

@@ -28,7 +28,7 @@ def free_port() -> int:
 def require(binary: str) -> str:
     path = shutil.which(binary)
     if path is None:
-        raise RuntimeError(f"{binary} is not installed: run deploy/install-test-deps.sh")
+        raise RuntimeError(f"{binary} is not installed: run deploy/test.sh (it installs it)")
     return path
 
 
