@@ -14,10 +14,7 @@ sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parent.parent)]
 
 from encoder import workload  # noqa: E402
 
-from collector import (
-    Input,
-    registry,
-)
+from collector import Input, registry  # noqa: E402
 from collector import config as config_module  # noqa: E402
 from collector.agent import Agent  # noqa: E402
 from collector.lineprotocol import Encoder  # noqa: E402

@@ -2,6 +2,7 @@
 
 import threading
 import time
+from typing import ClassVar
 
 from collector import Input, StreamingInput, registry
 from tests.fixed_input import agent_from
@@ -42,7 +43,7 @@ class Broken(Input):
 
 
 class Stamped(Input):
-    times: list[float] = []
+    times: ClassVar[list[float]] = []
 
     def gather(self, acc) -> None:
         Stamped.times.append(time.time())
