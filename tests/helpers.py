@@ -32,6 +32,17 @@ def collector(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen
                             env={**os.environ, **(env or {})}, **kwargs)
 
 
+def stop(process: subprocess.Popen, timeout: float = 30) -> int:
+    """SIGTERM, wait; kill if it hangs so a failing test leaves no process behind."""
+    process.terminate()
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
+
+
 def run_collector(*args: str, env: dict | None = None, timeout: float = 60):
     return subprocess.run([sys.executable, "-m", "collector.cli", *args], capture_output=True,
                           text=True, env={**os.environ, **(env or {})}, timeout=timeout)

@@ -1,12 +1,14 @@
 """Nothing acknowledged is lost: through an InfluxDB outage, kill -9, SIGTERM, full spool."""
 
-import signal
+import itertools
 import threading
 import time
 
+import pytest
+
 from collector import Metric
 from tests.fixed_input import agent_from, output_counters, register_input
-from tests.helpers import collector, post, wait_until, write_config
+from tests.helpers import collector, post, stop, wait_until, write_config
 from tests.servers import free_port
 
 CONFIG = """
@@ -94,8 +96,7 @@ def test_influxdb_outage_of_20s_loses_and_duplicates_nothing(tmp_path, own_influ
         assert sum(expected.values()) > 1000
         wait_until(lambda: stored_per_series(own_influxd) == expected, timeout=60, every=0.5)
     finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(30) == 0
+        assert stop(process) == 0
 
 
 def test_kill_9_loses_nothing_acknowledged(tmp_path, own_influxd):
@@ -117,8 +118,7 @@ def test_kill_9_loses_nothing_acknowledged(tmp_path, own_influxd):
         extra = stored_numbers(own_influxd) - acknowledged
         assert extra <= {max(acknowledged) + 1}, "only the request cut off by the kill"
     finally:
-        restarted.send_signal(signal.SIGTERM)
-        assert restarted.wait(30) == 0
+        assert stop(restarted) == 0
 
 
 def test_sigterm_flushes_before_exit(tmp_path, influxd):
@@ -127,19 +127,25 @@ def test_sigterm_flushes_before_exit(tmp_path, influxd):
     process = start_collector(tmp_path, influxd, port, flush="1h")
     for i in range(50):
         assert post(f"http://127.0.0.1:{port}", b"flow,series=t n=%di %d\n" % (i, i + 1)) == 204
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(30) == 0
+    assert stop(process) == 0
     assert stored_per_series(influxd) == {"t": 50}
 
 
-def test_full_spool_drops_oldest_and_counts(tmp_path):
-    register_input("burst", lambda: [Metric("burst", {"pad": "x" * 200, "i": i})
-                                     for i in range(100)])
-    agent = agent_from("""
-[[inputs.burst]]
+@pytest.mark.parametrize("overflow", ["drop_oldest", "drop_newest"])
+def test_full_spool_drops_by_its_policy_and_counts(tmp_path, overflow):
+    gathers = itertools.count()
+
+    def burst() -> list[Metric]:
+        gather = next(gathers)
+        return [Metric("burst", {"pad": "x" * 200, "gather": gather}) for _ in range(100)]
+
+    register_input(f"burst_{overflow}", burst)
+    agent = agent_from(f"""
+[[inputs.burst_{overflow}]]
 [[outputs.influxdb]]
 urls = ["http://127.0.0.1:9"]
 spool_max_bytes = "64KiB"
+spool_overflow = "{overflow}"
 """, tmp_path)
     (polled,) = agent.polled
     for _ in range(20):
@@ -149,24 +155,6 @@ spool_max_bytes = "64KiB"
     assert counters["dropped"] > 0
     assert counters["dropped"] + spool.pending == 2000
     assert counters["spool_bytes"] <= 64 * 1024
-    agent.close()
-
-
-def test_full_spool_drop_newest_keeps_the_oldest(tmp_path):
-    register_input("burst2", lambda: [Metric("burst", {"pad": "x" * 200, "i": i})
-                                      for i in range(100)])
-    agent = agent_from("""
-[[inputs.burst2]]
-[[outputs.influxdb]]
-urls = ["http://127.0.0.1:9"]
-spool_max_bytes = "64KiB"
-spool_overflow = "drop_newest"
-""", tmp_path)
-    (polled,) = agent.polled
-    for _ in range(20):
-        polled.gather_once()
-    spool = agent.outputs[0].spool
-    assert output_counters(agent)["dropped"] + spool.pending == 2000
-    first = spool.read_batch(1)
-    assert b"i=0i" in first.payload, "the oldest metrics are the ones kept"
+    oldest_kept = spool.read_batch(1).payload
+    assert (b"gather=0i" in oldest_kept) == (overflow == "drop_newest")
     agent.close()
