@@ -100,9 +100,7 @@ class Encoder:
                     parts.append(f"{field}{value}i")
                 elif kind is bool:
                     parts.append(field + ("true" if value else "false"))
-                elif kind is str and len(value) < 4096 and '"' not in value and "\\" not in value:
-                    parts.append(f'{field}"{value}"')
-                elif (text := _format_value(value)) is not None:
+                elif kind is str and (text := _quoted_string(value)) is not None:
                     parts.append(field + text)
                 else:
                     stats.fields_dropped += 1
@@ -115,11 +113,6 @@ class Encoder:
             return b"", 0
         lines.append("")
         return "\n".join(lines).encode(), len(lines) - 1
-
-    def line(self, metric: Metric) -> str | None:
-        """One metric as a line without its newline, or None when nothing is writable."""
-        payload, count = self.encode([metric])
-        return payload.decode()[:-1] if count else None
 
     def _series_prefix(self, series_key: object, metric: Metric) -> str | None:
         """Escaped "measurement,tag=value,..." (tags sorted); None if the name is unusable.
@@ -169,19 +162,13 @@ def _escape(text: str, special, unrepresentable, table) -> str | None:
     return text.translate(table)
 
 
-def _format_value(value: FieldValue) -> str | None:
-    kind = type(value)
-    if kind is float:
-        return repr(value) if math.isfinite(value) else None
-    if kind is int:
-        return f"{value}i" if _INT64_MIN <= value <= _INT64_MAX else None
-    if kind is bool:
-        return "true" if value else "false"
-    if kind is str:
-        if len(value) * 4 > MAX_STRING_BYTES and len(value.encode()) > MAX_STRING_BYTES:
-            return None
-        return '"' + value.translate(_STRING_ESCAPES) + '"'
-    return None
+def _quoted_string(value: str) -> str | None:
+    """A string field value, quoted and escaped; None when influxd 1.x would refuse it."""
+    if len(value) * 4 > MAX_STRING_BYTES and len(value.encode()) > MAX_STRING_BYTES:
+        return None
+    if '"' in value or "\\" in value:
+        value = value.translate(_STRING_ESCAPES)
+    return '"' + value + '"'
 
 
 def encode(metrics: Iterable[Metric], precision: str = "ns") -> bytes:

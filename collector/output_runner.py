@@ -36,6 +36,7 @@ class OutputRunner:
         self._thread = threading.Thread(target=self._run, name=f"output-{log.name}", daemon=True)
         self._deadline: float | None = None
         self._failing = False
+        self._started = False
         counters.gauge("spool_bytes", lambda: spool.bytes)
         counters.gauge("dropped", lambda: spool.dropped + counters.get("server_dropped"))
 
@@ -53,13 +54,21 @@ class OutputRunner:
     def flush(self, deadline: float) -> bool:
         """Deliver everything spooled before ``deadline``; True when nothing is left."""
         self._deadline = deadline
+        self._start_output()
         return self._drain()
 
-    def _run(self) -> None:
+    def _start_output(self) -> None:
+        """The output's own start-up (e.g. provisioning), once, whichever mode runs it."""
+        if self._started:
+            return
+        self._started = True
         try:
             self.output.start()
         except Exception as err:
             self.log.error("start-up failed, writing anyway: %s", err)
+
+    def _run(self) -> None:
+        self._start_output()
         next_flush = self._next_flush()
         while not self._stopping.is_set():
             with self.spool.changed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Protocol
 
 from collector.config import AgentConfig, InputOptions
@@ -70,9 +71,8 @@ class InputAccumulator:
 
     def add(self, name: str, fields: dict[str, FieldValue],
             tags: dict[str, str] | None = None, time_ns: int | None = None) -> None:
-        metric = Metric(name, fields, tags or {}) if time_ns is None else Metric(
-            name, fields, tags or {}, time_ns)
-        self.add_metrics([metric])
+        stamp = time.time_ns() if time_ns is None else time_ns
+        self.add_metrics([Metric(name, fields, tags or {}, stamp)])
 
     def add_metrics(self, metrics: list[Metric]) -> None:
         shaped = [self._shape(metric) for metric in metrics]

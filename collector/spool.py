@@ -222,10 +222,6 @@ class Spool:
         """Metrics stored and not yet handed out by read_batch."""
         return self._pending
 
-    def unacknowledged(self) -> bool:
-        with self.changed:
-            return self._acked < self._read or self._pending > 0
-
     def close(self) -> None:
         with self.changed:
             if self._fd is not None:
