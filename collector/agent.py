@@ -23,7 +23,8 @@ from collector.stats import StatsRegistry
 
 log = logging.getLogger("collector")
 
-INPUT_COUNTERS = ("gathered", "errors", "skipped", "gather_time_ns")
+INPUT_COUNTERS = ("gathered", "errors", "skipped", "gather_time_ns", "metrics_invalid",
+                  "fields_invalid", "tags_invalid")
 OUTPUT_COUNTERS = ("written", "rejected", "retried", "errors", "write_latency_ns")
 
 
@@ -53,9 +54,7 @@ class Agent:
         self.outputs: list[OutputRunner] = []
         if sinks is None:
             sinks = [self._output_runner(spec).spool for spec in config.outputs]
-        agent_counters = self.registry.counters("agent", ("metrics_invalid",))
-        self.pipeline = Pipeline(self.settings, config.global_tags, self.hostname, sinks,
-                                 agent_counters)
+        self.pipeline = Pipeline(self.settings, config.global_tags, self.hostname, sinks)
         self.polled: list[PolledInput] = []
         self.streaming: list[StreamingRunner] = []
         self.plugins: list[Input] = []

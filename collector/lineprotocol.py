@@ -5,7 +5,7 @@ keys, tag values and field keys escape comma, '=' and space; string fields escap
 and backslash; tab/CR/LF/FF in names are written as their backslash sequences, as
 Telegraf does. Integers get an ``i`` suffix and must fit in int64 (``u`` is never
 emitted). NaN and infinities, empty tag values, the reserved key ``time`` and names
-influxd cannot represent (a backslash at the end or before an escaped character) are
+influxd cannot represent (a backslash at the end or before a character it unescapes) are
 left out and counted, never sent; so is a measurement starting with '#', which
 influxd would read as a comment line and silently ignore.
 """
@@ -16,8 +16,12 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
+from collector import line_templates
+from collector.line_templates import LineFormatter
 from collector.metric import PRECISION_NS, FieldValue, Metric
+from collector.shaping import Shaping
 
 _CONTROL = {"\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
 _NAME_ESCAPES = str.maketrans({",": "\\,", " ": "\\ ", **_CONTROL})
@@ -26,11 +30,14 @@ _STRING_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"'})
 
 _NAME_SPECIAL = re.compile(r"[, \t\n\f\r\\]").search
 _KEY_SPECIAL = re.compile(r"[,= \t\n\f\r\\]").search
-# influxd 1.x treats '\' as "skip the next character" while scanning and only unescapes
-# '\,', '\ ' and '\='; a backslash at the end of a name or before one of those can
-# therefore not be written in a way that reads back the same.
-_NAME_UNREPRESENTABLE = re.compile(r"\\(?=[, ]|$)").search
-_KEY_UNREPRESENTABLE = re.compile(r"\\(?=[,= ]|$)").search
+# influxd 1.x treats '\' as "skip the next character" while scanning, then unescapes
+# '\,', '\ ' and '\=' everywhere and also '\"' in measurements and field keys (measured
+# on 1.6.7); a backslash at the end of a name or before one of those can therefore not
+# be written in a way that reads back the same.
+_NAME_UNESCAPES = ', ="'
+_TAG_UNESCAPES = ", ="
+_NAME_UNREPRESENTABLE = re.compile(r'\\(?=[, ="]|$)').search
+_TAG_UNREPRESENTABLE = re.compile(r"\\(?=[,= ]|$)").search
 
 MAX_STRING_BYTES = 64 * 1024 - 1
 """influxd 1.x rejects string field values of 64 KiB or more."""
@@ -38,6 +45,9 @@ MAX_STRING_BYTES = 64 * 1024 - 1
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 _CACHE_LIMIT = 20_000
+T = TypeVar("T")
+_FIELD_KEYS_FOLLOW = object()
+"""Separates tag items from field keys in a shape key, so no two shapes can collide."""
 
 
 class LineProtocolError(ValueError):
@@ -56,96 +66,121 @@ class EncodeStats:
 class Encoder:
     """Encodes metrics to line protocol bytes.
 
-    Instruments repeat the same series millions of times, so the escaped series prefix
-    (measurement and sorted tags) and each escaped ``key=`` are cached: the hot loop is
-    two dict lookups and the formatting of the values.
+    Instruments repeat the same series with the same field types millions of times, so
+    each shape (measurement, tags, field keys) gets a formatter compiled for it
+    (see ``collector.line_templates``); metrics it does not fit take the general path,
+    which caches the escaped series prefix and each escaped ``key=``.
     """
 
-    def __init__(self, precision: str = "ns") -> None:
+    def __init__(self, precision: str = "ns", shaping: Shaping | None = None) -> None:
         self.divisor = PRECISION_NS[precision]
+        self.shaping = shaping or Shaping()
         self.stats = EncodeStats()
-        self._series: dict[object, str | None] = {}
+        self._formatters: dict[tuple, LineFormatter] = {}
+        self._series: dict[tuple, str | None] = {}
         self._fields: dict[str, str | None] = {}
 
     def encode(self, metrics: Iterable[Metric]) -> tuple[bytes, int]:
         """Return newline-terminated lines and how many metrics they hold."""
         lines = []
         append = lines.append
-        series_cache = self._series
-        field_cache = self._fields
-        divisor = self.divisor
-        stats = self.stats
+        formatters = self._formatters
         for metric in metrics:
-            tags = metric.tags
-            series_key = (metric.name, *tags.items()) if tags else metric.name
+            fields = metric.fields
+            shape = (metric.name, *metric.tags.items(), _FIELD_KEYS_FOLLOW, *fields)
             try:
-                prefix = series_cache[series_key]
+                formatter = formatters[shape]
             except KeyError:
-                prefix = self._series_prefix(series_key, metric)
-            if prefix is None:
-                stats.metrics_dropped += 1
-                continue
-            parts = []
-            for key, value in metric.fields.items():
-                try:
-                    field = field_cache[key]
-                except KeyError:
-                    field = self._field_prefix(key)
-                kind = type(value)
-                if field is None:
-                    stats.fields_dropped += 1
-                elif kind is float and value - value == 0.0:
-                    parts.append(field + repr(value))
-                elif kind is int and _INT64_MIN <= value <= _INT64_MAX:
-                    parts.append(f"{field}{value}i")
-                elif kind is bool:
-                    parts.append(field + ("true" if value else "false"))
-                elif kind is str and (text := _quoted_string(value)) is not None:
-                    parts.append(field + text)
-                else:
-                    stats.fields_dropped += 1
-            if not parts:
-                stats.metrics_dropped += 1
-                continue
-            stamp = metric.time_ns if divisor == 1 else metric.time_ns // divisor
-            append(f"{prefix} {','.join(parts)} {stamp}")
+                formatter = self._formatter(shape, metric)
+            line = formatter(metric)
+            if line is None:
+                line = self._general_line(metric)
+                if line is None:
+                    continue
+            append(line)
         if not lines:
             return b"", 0
         lines.append("")
         return "\n".join(lines).encode(), len(lines) - 1
 
-    def _series_prefix(self, series_key: object, metric: Metric) -> str | None:
-        """Escaped "measurement,tag=value,..." (tags sorted); None if the name is unusable.
+    def _formatter(self, shape: tuple, metric: Metric) -> LineFormatter:
+        prefix, tags_dropped = self._escaped_series(metric)
+        keys = [self._field_prefix(key) for key in metric.fields]
+        made = None
+        if prefix is not None and not tags_dropped and keys and None not in keys:
+            pieces = [f"{prefix} {keys[0]}", *(f",{key}" for key in keys[1:]), " "]
+            made = line_templates.formatter(map(type, metric.fields.values()), pieces,
+                                            self.shaping.step_ns, self.divisor)
+        return _remember(self._formatters, shape, made or line_templates.no_fast_path)
 
-        Prefixes that left a tag out are not cached, so every such metric is counted.
-        """
-        if metric.name.startswith("#"):
+    def _general_line(self, metric: Metric) -> str | None:
+        """Write what can be written of any metric, counting everything left out."""
+        stats = self.stats
+        series_key = (metric.name, *metric.tags.items())
+        try:
+            prefix = self._series[series_key]
+        except KeyError:
+            prefix, tags_dropped = self._escaped_series(metric)
+            stats.tags_dropped += tags_dropped
+            if not tags_dropped:
+                _remember(self._series, series_key, prefix)
+        if prefix is None:
+            stats.metrics_dropped += 1
             return None
-        name = _escape(metric.name, _NAME_SPECIAL, _NAME_UNREPRESENTABLE, _NAME_ESCAPES)
-        if name is None:
-            return None
-        parts = [name]
-        for key in sorted(metric.tags):
-            ekey = None if key == "time" else _escape(
-                key, _KEY_SPECIAL, _KEY_UNREPRESENTABLE, _KEY_ESCAPES)
-            evalue = _escape(metric.tags[key], _KEY_SPECIAL, _KEY_UNREPRESENTABLE, _KEY_ESCAPES)
-            if ekey is None or evalue is None:
-                self.stats.tags_dropped += 1
+        parts = []
+        for key, value in metric.fields.items():
+            try:
+                field = self._fields[key]
+            except KeyError:
+                field = self._field_prefix(key)
+            kind = type(value)
+            if field is None:
+                stats.fields_dropped += 1
+            elif kind is float and value - value == 0.0:
+                parts.append(field + repr(value))
+            elif kind is int and _INT64_MIN <= value <= _INT64_MAX:
+                parts.append(f"{field}{value}i")
+            elif kind is bool:
+                parts.append(field + ("true" if value else "false"))
+            elif kind is str and (text := _quoted_string(value)) is not None:
+                parts.append(field + text)
             else:
+                stats.fields_dropped += 1
+        if not parts:
+            stats.metrics_dropped += 1
+            return None
+        step = self.shaping.step_ns
+        stamp = (metric.time_ns - metric.time_ns % step) // self.divisor
+        return f"{prefix} {','.join(parts)} {stamp}"
+
+    def _escaped_series(self, metric: Metric) -> tuple[str | None, int]:
+        """Escaped "measurement,tag=value,..." (shaped, tags sorted) and how many tags
+        were left out. The prefix is None when the measurement name is unusable.
+        """
+        name = self.shaping.name(metric.name)
+        tags = self.shaping.tags(metric.tags)
+        if name.startswith("#"):
+            return None, 0
+        escaped_name = _escape(name, _NAME_SPECIAL, _NAME_UNREPRESENTABLE, _NAME_ESCAPES)
+        if escaped_name is None:
+            return None, 0
+        parts = [escaped_name]
+        for key in sorted(tags):
+            ekey = None if key == "time" else _escape(
+                key, _KEY_SPECIAL, _TAG_UNREPRESENTABLE, _KEY_ESCAPES)
+            evalue = _escape(tags[key], _KEY_SPECIAL, _TAG_UNREPRESENTABLE, _KEY_ESCAPES)
+            if ekey is not None and evalue is not None:
                 parts.append(ekey + "=" + evalue)
-        prefix = ",".join(parts)
-        if len(parts) == len(metric.tags) + 1:
-            _remember(self._series, series_key, prefix)
-        return prefix
+        return ",".join(parts), len(tags) + 1 - len(parts)
 
     def _field_prefix(self, key: str) -> str | None:
         escaped = None if key == "time" else _escape(
-            key, _KEY_SPECIAL, _KEY_UNREPRESENTABLE, _KEY_ESCAPES)
+            key, _KEY_SPECIAL, _NAME_UNREPRESENTABLE, _KEY_ESCAPES)
         prefix = None if escaped is None else escaped + "="
         return _remember(self._fields, key, prefix)
 
 
-def _remember(cache: dict, raw: object, escaped: str | None) -> str | None:
+def _remember(cache: dict[Any, T], raw: object, escaped: T) -> T:
     if len(cache) >= _CACHE_LIMIT:
         cache.clear()
     cache[raw] = escaped
@@ -217,15 +252,15 @@ def _split_lines(text: str) -> list[str]:
 
 def decode_line(line: str, multiplier: int = 1) -> Metric:
     """Parse one line; raises LineProtocolError naming the problem."""
-    name, pos = _scan(line, 0, ", ")
+    name, pos = _scan(line, 0, ", ", _NAME_UNESCAPES)
     if not name:
         raise LineProtocolError(f"missing measurement in {line!r}")
     tags: dict[str, str] = {}
     while pos < len(line) and line[pos] == ",":
-        key, pos = _scan(line, pos + 1, "=")
+        key, pos = _scan(line, pos + 1, "=", _TAG_UNESCAPES)
         if pos >= len(line):
             raise LineProtocolError(f"tag without value in {line!r}")
-        value, pos = _scan(line, pos + 1, ", ")
+        value, pos = _scan(line, pos + 1, ", ", _TAG_UNESCAPES)
         if not key or not value:
             raise LineProtocolError(f"empty tag key or value in {line!r}")
         tags[key] = value
@@ -234,7 +269,7 @@ def decode_line(line: str, multiplier: int = 1) -> Metric:
     fields: dict[str, FieldValue] = {}
     pos += 1
     while True:
-        key, pos = _scan(line, pos, "=")
+        key, pos = _scan(line, pos, "=", _NAME_UNESCAPES)
         if not key or pos >= len(line):
             raise LineProtocolError(f"bad field in {line!r}")
         value, pos = _scan_value(line, pos + 1)
@@ -253,7 +288,7 @@ def decode_line(line: str, multiplier: int = 1) -> Metric:
     return Metric(name, fields, tags, stamp * multiplier)
 
 
-def _scan(line: str, pos: int, stops: str) -> tuple[str, int]:
+def _scan(line: str, pos: int, stops: str, unescapes: str) -> tuple[str, int]:
     """Read up to an unescaped stop character, undoing the escapes influxd undoes."""
     out = []
     n = len(line)
@@ -261,7 +296,7 @@ def _scan(line: str, pos: int, stops: str) -> tuple[str, int]:
         char = line[pos]
         if char == "\\" and pos + 1 < n:
             nxt = line[pos + 1]
-            out.append(nxt if nxt in ", =" else char + nxt)
+            out.append(nxt if nxt in unescapes else char + nxt)
             pos += 2
             continue
         if char in stops:

@@ -25,8 +25,3 @@ class Metric:
 PRECISION_NS: dict[str, int] = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 """Nanoseconds per unit of each line-protocol precision."""
 
-
-def truncate_time(time_ns: int, precision: str) -> int:
-    """Round a timestamp down to the agent's precision, keeping nanosecond units."""
-    step = PRECISION_NS[precision]
-    return time_ns - time_ns % step

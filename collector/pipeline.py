@@ -8,7 +8,8 @@ from typing import Protocol
 
 from collector.config import AgentConfig, InputOptions
 from collector.lineprotocol import Encoder
-from collector.metric import FieldValue, Metric, truncate_time
+from collector.metric import PRECISION_NS, FieldValue, Metric
+from collector.shaping import Shaping
 from collector.stats import Counters
 
 
@@ -17,57 +18,49 @@ class Sink(Protocol):
 
 
 class Pipeline:
-    """Encodes each batch once (nanosecond precision) and appends it to every sink.
+    """Appends every committed payload to every sink, in one order for all of them.
 
     Spools always hold nanosecond timestamps, so changing ``precision`` between runs can
     never make a replay misread old data; ``precision`` truncates timestamps instead.
     """
 
     def __init__(self, agent: AgentConfig, global_tags: dict[str, str], hostname: str,
-                 sinks: list[Sink], counters: Counters) -> None:
-        self.precision = agent.precision
+                 sinks: list[Sink]) -> None:
+        self.step_ns = PRECISION_NS[agent.precision]
         self.base_tags = dict(global_tags)
         if not agent.omit_hostname:
             self.base_tags.setdefault("host", hostname)
         self.sinks = sinks
-        self.counters = counters
-        self._encoder = Encoder("ns")
         self._lock = threading.Lock()
 
-    def commit(self, metrics: list[Metric]) -> int:
-        """Store metrics in every sink; returns how many were encodable."""
-        if not metrics:
-            return 0
+    def shaping(self, options: InputOptions) -> Shaping:
+        """What one input's metrics get on their way: its renames, its and global tags."""
+        return Shaping(options.name_override, options.name_prefix, options.name_suffix,
+                       self.base_tags, dict(options.tags), self.step_ns)
+
+    def commit(self, payload: bytes, count: int) -> None:
+        """Store an encoded batch in every sink."""
         with self._lock:
-            stats = self._encoder.stats
-            before = stats.metrics_dropped
-            payload, count = self._encoder.encode(metrics)
-            if stats.metrics_dropped != before:
-                self.counters.incr("metrics_invalid", stats.metrics_dropped - before)
-            self.counters.set("fields_invalid", stats.fields_dropped)
-            self.counters.set("tags_invalid", stats.tags_dropped)
-            if count:
-                for sink in self.sinks:
-                    sink.append(payload, count)
-        return count
+            for sink in self.sinks:
+                sink.append(payload, count)
 
 
 class InputAccumulator:
-    """The Accumulator one input instance sees: shapes names and tags, then commits.
+    """The Accumulator one input instance sees: encodes its metrics and commits them.
 
     Buffered (polled inputs): metrics are held until the gather ends and committed in
     one durable write. Unbuffered (streaming inputs): every call commits before return.
+    Each input has its own encoder, so what it cannot encode is counted against it.
     """
 
     def __init__(self, pipeline: Pipeline, options: InputOptions, counters: Counters,
                  buffered: bool) -> None:
         self.pipeline = pipeline
-        self.options = options
         self.counters = counters
         self.buffered = buffered
         self._held: list[Metric] = []
-        self._base_tags = pipeline.base_tags
-        self._plugin_tags = options.tags
+        self._encoder = Encoder("ns", pipeline.shaping(options))
+        self._lock = threading.Lock()
 
     def add(self, name: str, fields: dict[str, FieldValue],
             tags: dict[str, str] | None = None, time_ns: int | None = None) -> None:
@@ -75,22 +68,24 @@ class InputAccumulator:
         self.add_metrics([Metric(name, fields, tags or {}, stamp)])
 
     def add_metrics(self, metrics: list[Metric]) -> None:
-        shaped = [self._shape(metric) for metric in metrics]
         if self.buffered:
-            self._held.extend(shaped)
+            self._held.extend(metrics)
         else:
-            self._commit(shaped)
+            self._commit(metrics)
 
     def flush(self) -> None:
         held, self._held = self._held, []
         self._commit(held)
 
     def _commit(self, metrics: list[Metric]) -> None:
-        self.counters.incr("gathered", self.pipeline.commit(metrics))
-
-    def _shape(self, metric: Metric) -> Metric:
-        options = self.options
-        name = options.name_override or (options.name_prefix + metric.name + options.name_suffix)
-        tags = {**self._base_tags, **metric.tags, **self._plugin_tags}
-        stamp = truncate_time(metric.time_ns, self.pipeline.precision)
-        return Metric(name, metric.fields, tags, stamp)
+        if not metrics:
+            return
+        with self._lock:
+            stats = self._encoder.stats
+            payload, count = self._encoder.encode(metrics)
+            if count:
+                self.pipeline.commit(payload, count)
+        self.counters.incr("gathered", count)
+        self.counters.set("metrics_invalid", stats.metrics_dropped)
+        self.counters.set("fields_invalid", stats.fields_dropped)
+        self.counters.set("tags_invalid", stats.tags_dropped)

@@ -1,11 +1,14 @@
 """The agent: schedules, no overlapping gathers, isolation of failing plugins, CLI modes."""
 
+import math
 import threading
 import time
 from typing import ClassVar
 
-from collector import Input, StreamingInput, registry
-from tests.fixed_input import agent_from
+from collector import Input, Metric, StreamingInput, registry
+from collector import config as config_module
+from collector.agent import Agent
+from tests.fixed_input import agent_from, register_input
 from tests.helpers import run_collector, write_config
 
 
@@ -118,6 +121,47 @@ tags = {{ room = "b12" }}
     assert lines and all(line.startswith("self,") for line in lines)
     assert all(",host=pi," in line and ",room=b12," in line and ",site=lab" in line
                for line in lines)
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.payloads: list[bytes] = []
+
+    def append(self, payload: bytes, count: int) -> bool:
+        self.payloads.append(payload)
+        return True
+
+
+def test_shaping_applies_to_every_metric_of_a_series_and_invalid_ones_are_counted(tmp_path):
+    stamp = 1_700_000_000_987_654_321
+    register_input("shaped", lambda: [
+        Metric("m", {"v": 1.0}, {"site": "own", "room": "own"}, stamp),
+        Metric("m", {"v": 2.0}, {"site": "own", "room": "own"}, stamp + 1),
+        Metric("m", {"v": math.nan}, {"site": "own", "room": "own"}, stamp + 2),
+        Metric("m", {"v": 3.0, "bad": math.inf}, {"site": "own", "room": "own"}, stamp + 3),
+    ])
+    sink = ListSink()
+    agent = Agent(config_module.parse(f"""
+[agent]
+state_dir = "{tmp_path}"
+hostname = "pi"
+precision = "ms"
+[global_tags]
+site = "lab"
+[[inputs.shaped]]
+name_prefix = "pre_"
+name_suffix = "_post"
+tags = {{ room = "b12" }}
+""", "test"), sinks=[sink])
+    agent.polled[0].gather_once()
+    agent.close()
+    truncated = stamp - stamp % 1_000_000
+    assert b"".join(sink.payloads).decode().splitlines() == [
+        f"pre_m_post,host=pi,room=b12,site=own v={value} {truncated}"
+        for value in (1.0, 2.0, 3.0)]
+    counters = input_counters(agent, "shaped")
+    assert (counters["gathered"], counters["metrics_invalid"], counters["fields_invalid"]) == (
+        3, 1, 2)
 
 
 def test_once_gathers_and_delivers_to_a_file(tmp_path):

@@ -53,12 +53,24 @@ def test_unwritable_values_are_dropped_and_counted():
         Metric("trailing\\", {"v": 1.0}, {}, T),
         Metric("m", {"v": 1.0}, {"k": "ends\\"}, T),
         Metric("#comment", {"v": 1.0}, {}, T),
+        Metric('say\\"', {"v": 1.0}, {}, T),
+        Metric("m", {'k\\"': 1.0, "k\\=": 1.0}, {}, T),
     ])
     assert count == 2
     assert payload == f"m ok=1.0 {T}\nm v=1.0 {T}\n".encode()
-    assert encoder.stats.metrics_dropped == 3
-    assert encoder.stats.fields_dropped == 4 + 1
+    assert encoder.stats.metrics_dropped == 5
+    assert encoder.stats.fields_dropped == 4 + 1 + 2
     assert encoder.stats.tags_dropped == 3
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, 2**63, -(2**63) - 1,
+                                   "x" * (64 * 1024), 1j])
+def test_an_unwritable_value_in_a_clean_series_is_dropped_and_counted(value):
+    encoder = Encoder()
+    payload, count = encoder.encode([Metric("m", {"v": 1.0}, {"t": "a"}, T),
+                                     Metric("m", {"v": value}, {"t": "a"}, T + 1)])
+    assert (payload, count) == (f"m,t=a v=1.0 {T}\n".encode(), 1)
+    assert (encoder.stats.metrics_dropped, encoder.stats.fields_dropped) == (1, 1)
 
 
 def test_never_emits_unsigned():
@@ -72,6 +84,12 @@ def test_decoder_reads_types_escapes_and_multiline_strings():
                            {"t=1": "x,y"}, 5)
     assert second == Metric("c", {"v": 1.0}, {}, 0)
     assert split_lines(text.encode())[0] == b'a\\ b,t\\=1=x\\,y f="l1\nl2",i=-3i,u=4u,b=T,x=1e3 5\n'
+
+
+def test_decoder_unescapes_quotes_where_influxd_does():
+    """Measured on influxd 1.6.7: '\\"' is unescaped in names and field keys, not in tags."""
+    assert decode('m\\"x,t\\"=v\\" f\\"=1 1') == [
+        Metric('m"x', {'f"': 1.0}, {'t\\"': 'v\\"'}, 1)]
 
 
 @pytest.mark.parametrize("bad", ["m", "m v=", "m,t v=1", "m v=1 12x", 'm v="open', "m v=zz",
@@ -99,6 +117,33 @@ metrics = st.builds(
     tags=st.dictionaries(name_text, name_text, max_size=4),
     time_ns=st.integers(min_value=0, max_value=2**62),
 )
+
+
+any_values = st.one_of(field_values, st.floats(), st.integers(min_value=-(2**65), max_value=2**65),
+                      st.text(alphabet='ab"\\', max_size=3))
+
+
+@st.composite
+def same_shape(draw) -> list[Metric]:
+    """Metrics of one series and field keys whose values change type and validity."""
+    name, tags = draw(name_text), draw(st.dictionaries(name_text, name_text, max_size=3))
+    keys = draw(st.lists(name_text, min_size=1, max_size=4, unique=True))
+    rows = draw(st.lists(st.lists(any_values, min_size=len(keys), max_size=len(keys)),
+                         min_size=2, max_size=6))
+    return [Metric(name, dict(zip(keys, row, strict=True)), tags, T + i)
+            for i, row in enumerate(rows)]
+
+
+@given(same_shape())
+def test_a_shape_seen_before_encodes_as_a_fresh_encoder_would(batch):
+    shared = Encoder()
+    together, count = shared.encode(batch)
+    fresh = [Encoder() for _ in batch]
+    alone = [encoder.encode([metric]) for encoder, metric in zip(fresh, batch, strict=True)]
+    assert together == b"".join(payload for payload, _ in alone)
+    assert count == sum(n for _, n in alone)
+    for counter in ("metrics_dropped", "fields_dropped", "tags_dropped"):
+        assert getattr(shared.stats, counter) == sum(getattr(e.stats, counter) for e in fresh)
 
 
 def writable(metric: Metric) -> bytes:
