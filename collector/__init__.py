@@ -1,5 +1,6 @@
 """Instrument data collector: the public API that plugins build on."""
 
+from collector.devices import AttachedDevice
 from collector.metric import FieldValue, Metric
 from collector.plugin import (
     Accumulator,
@@ -14,6 +15,7 @@ from collector.plugin import (
 from collector.units import ByteSize, Duration, Secret
 
 __all__ = [
-    "Accumulator", "ByteSize", "Duration", "FieldValue", "Input", "Metric", "NoOptions",
-    "Output", "PluginContext", "RetryableError", "Secret", "StreamingInput", "WriteResult",
+    "Accumulator", "AttachedDevice", "ByteSize", "Duration", "FieldValue", "Input", "Metric",
+    "NoOptions", "Output", "PluginContext", "RetryableError", "Secret", "StreamingInput",
+    "WriteResult",
 ]

@@ -1,4 +1,4 @@
-"""The ``collector`` command: run, once, test, check, provision."""
+"""The ``collector`` command: run, once, test, check, provision, devices, emulate."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 from collector import config as config_module
+from collector import devices as devices_module
+from collector import registry
 from collector.agent import Agent, build_plugin
 from collector.config import ConfigError
 from collector.stats import StatsRegistry
@@ -30,6 +32,9 @@ class StdoutSink:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in _WITHOUT_CONFIG:
+        _setup_logging(args.log_level or "info")
+        return args.handler(args)
     try:
         config = config_module.load(args.config)
     except ConfigError as err:
@@ -64,7 +69,38 @@ def _parser() -> argparse.ArgumentParser:
                            help="drop retention policies the config no longer lists, if empty")
     provision.add_argument("--prune-with-data", action="store_true",
                            help="with --prune: drop them even when they hold data")
+    devices = commands.add_parser("devices", help="list serial ports and HID devices and the "
+                                                  "plugin that fits each")
+    devices.set_defaults(handler=_devices)
+    emulate = commands.add_parser("emulate", help="serve an emulated instrument (demos, tests)",
+                                  description="serve an emulated instrument; NAME --help for "
+                                              f"its options; available: {_emulators()}")
+    emulate.add_argument("name", metavar="NAME")
+    emulate.add_argument("options", nargs=argparse.REMAINDER)
+    emulate.set_defaults(handler=_emulate)
     return parser
+
+
+_WITHOUT_CONFIG = ("devices", "emulate")
+
+
+def _emulators() -> str:
+    return ", ".join(registry.available("emulators")) or "none installed"
+
+
+def _devices(args) -> int:
+    print(devices_module.report(devices_module.attached()))
+    return 0
+
+
+def _emulate(args) -> int:
+    try:
+        serve = registry.load("emulators", args.name)
+    except KeyError:
+        print(f"collector: no emulator called {args.name!r}; available: {_emulators()}",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    return serve(args.options)
 
 
 def _setup_logging(level: str) -> None:

@@ -8,17 +8,19 @@ A package adds a plugin by declaring, in its pyproject.toml::
 
 from __future__ import annotations
 
+import typing
 from importlib.metadata import entry_points
-from typing import Literal
+from typing import Any, Literal
 
-Kind = Literal["inputs", "outputs"]
+Kind = Literal["inputs", "outputs", "emulators", "devices"]
+"""Plugin classes, ``collector emulate NAME`` entry functions, device identifiers."""
 
-_registered: dict[str, dict[str, type]] = {"inputs": {}, "outputs": {}}
+_registered: dict[str, dict[str, object]] = {kind: {} for kind in typing.get_args(Kind)}
 
 
-def register(kind: Kind, name: str, cls: type) -> None:
+def register(kind: Kind, name: str, provided: object) -> None:
     """Add a plugin without packaging it (embedding, benchmarks)."""
-    _registered[kind][name] = cls
+    _registered[kind][name] = provided
 
 
 def available(kind: Kind) -> list[str]:
@@ -26,8 +28,8 @@ def available(kind: Kind) -> list[str]:
     return sorted(names)
 
 
-def load(kind: Kind, name: str) -> type:
-    """The plugin class called ``name``; KeyError when nothing provides it."""
+def load(kind: Kind, name: str) -> Any:
+    """What ``name`` provides (a plugin class, a function); KeyError when nothing does."""
     if name in _registered[kind]:
         return _registered[kind][name]
     for ep in entry_points(group=f"collector.{kind}", name=name):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from collector import AttachedDevice
 from collector import config as config_module
 from collector.agent import Agent
 from collector.lineprotocol import decode
@@ -21,8 +23,9 @@ from plugins.inputs.se521.emulator import (
     InstrumentState,
     SerialEmulator,
 )
+from plugins.inputs.se521.identify import identify
 from plugins.inputs.se521.transport import DeviceGone, HidTransport, NoReply
-from tests.helpers import collector, stop, wait_until, write_config
+from tests.helpers import collector, run_collector, stop, wait_until, write_config
 
 
 class ListSink:
@@ -296,3 +299,43 @@ database = "{database}"
     assert states[0]["values"][0][1] == "unplugged"
     health_rows = influxd.query("SELECT last(state) FROM se521_health", database)
     assert health_rows[0]["values"][0][1] == "up"
+
+
+# ---------------------------------------------------------------- CLI
+def test_collector_emulate_serves_what_collector_test_reads(tmp_path):
+    link = tmp_path / "meter"
+    served = collector("emulate", "se521", "--link", str(link), "--still",
+                       "--temperatures", "30,open,10,1500", stdout=subprocess.PIPE, text=True)
+    try:
+        assert f"serving {link}" in served.stdout.readline()
+        config = write_config(tmp_path, f'[agent]\nomit_hostname = true\n'
+                                        f'[[inputs.se521]]\nport = "{link}"\n')
+        result = run_collector("test", "-c", str(config))
+    finally:
+        assert stop(served) == 0
+    assert result.returncode == 0, result.stderr
+    got = {m.tags["channel"]: m.fields for m in decode(result.stdout) if m.name == "se521"}
+    assert got == {"T1": {"state": "ok", "celsius": 30.0}, "T2": {"state": "unplugged"},
+                   "T3": {"state": "ok", "celsius": 10.0},
+                   "T4": {"state": "ok", "celsius": 1500.0}}
+
+
+def test_collector_devices_lists_and_exits_cleanly():
+    result = run_collector("devices")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(("kind", "no serial ports"))
+
+
+def test_identify_confirms_an_se521_by_its_model_reply():
+    answering = EmulatedBridge(Instrument(), b"/dev/hidraw3")
+    mute = EmulatedBridge(Instrument(InstrumentState(fault="silence")), b"/dev/hidraw4")
+    bus = EmulatedHidBus(answering, mute)
+
+    def device(path: str, usb: tuple[int, int] = (0x04D9, 0xE000)) -> AttachedDevice:
+        return AttachedDevice("hid", path, *usb, "", "USB-UART bridge")
+
+    assert identify(device("/dev/hidraw3"), bus) == (
+        'inputs.se521, model 521: hid_path = "/dev/hidraw3"')
+    assert "without an SE521 answer" in identify(device("/dev/hidraw4"), bus)
+    assert identify(device("/dev/hidraw5", (0x0403, 0x6001)), bus) is None
+    assert answering.closed == 1 and mute.closed == 1

@@ -78,7 +78,7 @@ class SE521Input(Input):
         self._reopen_failures = 0
         self._next_open = 0.0
         self._opened_before = False
-        self._health_since = time.monotonic()
+        self._health_since: float | None = None
 
     @property
     def _serial(self) -> bool:
@@ -117,7 +117,7 @@ class SE521Input(Input):
             self._exchange_failed(str(err))
             return None
         self._failures = self._reopen_failures = 0
-        self._set_health("up", f"{self._link.device} (model {self._model})")
+        self._set_health("up", "")
         return reading
 
     def _open(self) -> bool:
@@ -168,16 +168,16 @@ class SE521Input(Input):
 
     def _set_health(self, health: Health, detail: str) -> None:
         """Log each change of health once, with how long the previous state lasted."""
-        if health == self.health:
+        if health == self.health and self._health_since is not None:
             return
-        lasted = time.monotonic() - self._health_since
-        self._health_since = time.monotonic()
-        previous, self.health = self.health, health
+        now = time.monotonic()
+        was = "" if self._health_since is None else (
+            f" (was {self.health} for {now - self._health_since:.0f} s)")
+        self._health_since, self.health = now, health
         if health == "up":
-            self.log.info("%s: up, reading %s (was %s for %.0f s)", self._device, detail,
-                          previous, lasted)
+            self.log.info("%s: up, model %s%s", self._device, self._model, was)
         else:
-            self.log.warning("%s: %s: %s", self._device, health, detail)
+            self.log.warning("%s: %s: %s%s", self._device, health, detail, was)
 
     # ---------------------------------------------------------------- metrics
     def _emit_reading(self, acc: Accumulator, reading: codec.Reading, now: int) -> None:
