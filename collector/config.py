@@ -127,7 +127,7 @@ _COMMON = {"inputs": InputOptions, "outputs": OutputOptions}
 
 def load(path: str | None = None) -> Config:
     """The config at ``path``, else $COLLECTOR_CONFIG, else the embedded defaults."""
-    path = path or os.environ.get(ENV_CONFIG)
+    path = path or os.environ.get(ENV_CONFIG) or None
     if path is None:
         text = resources.files("collector").joinpath("default.toml").read_text()
         return parse(text, EMBEDDED)

@@ -24,7 +24,7 @@ from plugins.inputs.se521.emulator import (
     SerialEmulator,
 )
 from plugins.inputs.se521.identify import identify
-from plugins.inputs.se521.transport import DeviceGone, HidTransport, NoReply
+from plugins.inputs.se521.transport import DeviceGone, Hidapi, HidTransport, NoReply
 from tests.helpers import collector, run_collector, stop, wait_until, write_config
 
 
@@ -339,3 +339,27 @@ def test_identify_confirms_an_se521_by_its_model_reply():
     assert "without an SE521 answer" in identify(device("/dev/hidraw4"), bus)
     assert identify(device("/dev/hidraw5", (0x0403, 0x6001)), bus) is None
     assert answering.closed == 1 and mute.closed == 1
+
+
+def test_hid_path_may_be_a_udev_symlink(tmp_path):
+    (tmp_path / "se521").symlink_to(tmp_path / "hidraw7")
+    chosen = EmulatedBridge(Instrument(InstrumentState(temperatures=[1.0, 2.0, 3.0, 4.0])),
+                            str(tmp_path / "hidraw7").encode(), "CHOSEN")
+    sink = ListSink()
+    agent = se521_agent(tmp_path, f'hid_path = "{tmp_path / "se521"}"', sink)
+    agent.plugins[0].hid_backend = EmulatedHidBus(EmulatedBridge(Instrument()), chosen)
+    try:
+        got = gather(agent, sink)
+    finally:
+        agent.close()
+    assert channels(got)["T1"]["celsius"] == 1.0 and chosen.opened == 1
+
+
+def test_embedded_defaults_read_the_emulator_when_no_se521_is_attached():
+    attached = Hidapi().enumerate(0x04D9, 0xE000)
+    result = run_collector("test", env={"COLLECTOR_CONFIG": ""})
+    assert result.returncode == 0, result.stderr
+    readings = [m for m in decode(result.stdout) if m.name == "se521"]
+    assert {m.tags["channel"] for m in readings} == set(codec.CHANNELS)
+    assert all("celsius" in m.fields for m in readings)
+    assert all(m.tags.get("emulated") == ("true" if not attached else None) for m in readings)

@@ -70,9 +70,10 @@ def open_serial(port: str, baudrate: int, timeout: float) -> Link:
 def hid_candidates(backend: HidBackend, path: str = "", serial_number: str = "") -> list[dict]:
     """Attached 04d9:e000 bridges, narrowed to the configured path or serial number."""
     found = backend.enumerate(bridge.VENDOR_ID, bridge.PRODUCT_ID)
+    wanted = os.path.realpath(path) if path else ""  # a udev symlink names the hidraw node
     return [
         info for info in found
-        if (not path or _text(info.get("path")) == path)
+        if (not wanted or os.path.realpath(_text(info.get("path"))) == wanted)
         and (not serial_number or info.get("serial_number") == serial_number)
     ]
 

@@ -50,10 +50,13 @@ class InstrumentState:
 class Instrument:
     """Answers 7-byte commands the way the meter does."""
 
-    def __init__(self, state: InstrumentState | None = None) -> None:
+    def __init__(self, state: InstrumentState | None = None, wander: bool = False) -> None:
+        """``wander``: temperatures drift slowly around their start (demos show curves)."""
         self.state = state or InstrumentState()
         self.replies = 0
         self._pending = bytearray()
+        self._wander_from = list(self.state.temperatures) if wander else None
+        self._started = time.monotonic()
 
     def feed(self, data: bytes) -> bytes:
         """Bytes from a serial line in, reply bytes out; resynchronises on STX."""
@@ -87,6 +90,8 @@ class Instrument:
             state.hold = not state.hold
         if code != codec.READ:
             return b""
+        if self._wander_from is not None:
+            state.temperatures = drift(self._wander_from, time.monotonic() - self._started)
         self.replies += 1
         return _with_fault(codec.encode_reading(self.reading(counter)), state.fault)
 
@@ -309,15 +314,12 @@ def main(argv: list[str]) -> int:
     if len(temperatures) != 4:
         parser.error("--temperatures needs four values")
     state = InstrumentState(temperatures=temperatures, unit=args.unit, fault=args.fault)
-    emulator = SerialEmulator(Instrument(state), args.link).start()
+    emulator = SerialEmulator(Instrument(state, wander=not args.still), args.link).start()
     print(f"SE521 emulator serving {emulator.path} (tty {emulator.tty_path})", flush=True)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    started = time.monotonic()
-    while not stop.wait(1.0):
-        if not args.still:
-            state.temperatures = drift(temperatures, time.monotonic() - started)
+    stop.wait()
     emulator.close()
     return 0
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from collector import Accumulator, Duration, Input
 from collector.binding import BindError
 from plugins.inputs.se521 import codec
 from plugins.inputs.se521.device import DeviceAbsent, Link, hid_candidates, open_hid, open_serial
+from plugins.inputs.se521.emulator import Instrument, SerialEmulator
 from plugins.inputs.se521.transport import DeviceGone, Hidapi, HidBackend, TransportError
 
 Health = Literal["up", "silent", "absent"]
@@ -46,6 +47,10 @@ class SE521Config:
     """Consecutive failed exchanges before the device is closed and opened again."""
     reconnect_max_interval: Duration = Duration(30)
     """Cap of the backoff between reopen attempts of a present but failing device."""
+    emulate_when_absent: bool = False
+    """With no instrument attached at start-up, read the built-in emulator instead and tag
+    every point ``emulated=true``. The embedded defaults use it so that a fresh install
+    shows data; leave it off wherever a missing instrument must be noticed."""
 
     def validate(self) -> None:
         if self.transport == "serial" and not self.port:
@@ -79,6 +84,18 @@ class SE521Input(Input):
         self._next_open = 0.0
         self._opened_before = False
         self._health_since: float | None = None
+        self._emulator: SerialEmulator | None = None
+        self._extra_tags: dict[str, str] = {}
+        if config.emulate_when_absent and not self._serial and not hid_candidates(
+                self.hid_backend, config.hid_path, config.serial_number):
+            self._start_emulator()
+
+    def _start_emulator(self) -> None:
+        self._emulator = SerialEmulator(Instrument(wander=True)).start()
+        self.config = replace(self.config, transport="serial", port=self._emulator.path)
+        self._device, self._extra_tags = "emulated", {"emulated": "true"}
+        self.log.warning("no SE521 attached: reading the built-in emulator at %s "
+                         "(emulate_when_absent = true)", self._emulator.path)
 
     @property
     def _serial(self) -> bool:
@@ -95,7 +112,7 @@ class SE521Input(Input):
             "state": self.health, "state_code": HEALTH_CODES[self.health],
             "consecutive_failures": self._failures,
             "frames_rejected": sum(self.rejected.values()), "reconnects": self.reconnects,
-        }, {"device": self._device}, now)
+        }, {"device": self._device, **self._extra_tags}, now)
 
     def _poll(self) -> codec.Reading | None:
         if self._link is None and not self._open():
@@ -140,7 +157,7 @@ class SE521Input(Input):
             self._schedule_reopen()
             return False
         self._link, self._model = link, link.model
-        if not (config.port or config.serial_number or config.hid_path):
+        if not (config.port or config.serial_number or config.hid_path or self._emulator):
             self._device = link.device
         if self._opened_before:
             self.reconnects += 1
@@ -182,7 +199,8 @@ class SE521Input(Input):
     # ---------------------------------------------------------------- metrics
     def _emit_reading(self, acc: Accumulator, reading: codec.Reading, now: int) -> None:
         unit = reading.unit if self.config.unit == "auto" else self.config.unit
-        tags = {"device": self._device, "model": self._model, "raw_unit": unit}
+        tags = {"device": self._device, "model": self._model, "raw_unit": unit,
+                **self._extra_tags}
         for name, channel in zip(codec.CHANNELS, reading.channels, strict=True):
             fields: dict = {"state": channel.state}
             if channel.value is not None:
@@ -203,6 +221,8 @@ class SE521Input(Input):
 
     def close(self) -> None:
         self._close_link()
+        if self._emulator is not None:
+            self._emulator.close()
 
     def _close_link(self) -> None:
         if self._link is not None:
