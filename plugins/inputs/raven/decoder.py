@@ -1,0 +1,230 @@
+"""RAVEn / EMU-2 notifications -> typed readings, by the rules in shared/protocols/raven.md.
+
+Children are looked up by name, never by position. A fragment whose numbers do not
+parse raises ``DecodeError`` (counted and skipped by the caller); a value the device
+marks as absent ("no time", an unset price) becomes None, never 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from plugins.inputs.raven.parser import Fragment
+
+Y2K_EPOCH_S = 946_684_800
+"""RAVEn time counts seconds from 2000-01-01T00:00:00Z."""
+_NO_TIME = {0xFFFFFF, 0xFFFFFFFF}
+_UNSET_PRICE = 0xFFFFFFFF
+
+
+class DecodeError(ValueError):
+    """A fragment with a missing or unreadable required child."""
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    device_mac: str
+    meter_mac: str
+    time_ns: int | None
+    raw: int
+    """Signed: sign-extended from 32 bits, so solar export stays negative."""
+    multiplier: int
+    divisor: int
+    kw: float
+
+
+@dataclass(frozen=True, slots=True)
+class Summation:
+    device_mac: str
+    meter_mac: str
+    time_ns: int | None
+    delivered_raw: int
+    received_raw: int
+    multiplier: int
+    divisor: int
+    delivered_kwh: float
+    received_kwh: float
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    device_mac: str
+    meter_mac: str
+    time_ns: int | None
+    price: float | None
+    """Per kWh in ``currency``; None when the meter has no price set."""
+    currency: int
+    """ISO 4217 numeric code (840 = USD)."""
+    tier: int | None
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class MeterTime:
+    device_mac: str
+    meter_mac: str
+    utc_ns: int | None
+    local_ns: int | None
+    """The meter's local clock read as if it were UTC: the offset is the meter's zone."""
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    device_mac: str
+    meter_mac: str
+    status: str
+    description: str
+    link_strength: int | None
+    """Percent (0x00-0x64)."""
+    channel: int | None
+    """Zigbee channel 11-26, sent in decimal."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    device_mac: str
+    manufacturer: str
+    model: str
+    firmware: str
+    hardware: str
+    date_code: str
+
+
+@dataclass(frozen=True, slots=True)
+class MeterList:
+    device_mac: str
+    meters: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceWarning:
+    text: str
+
+
+Reading = (Demand | Summation | Price | MeterTime | Connection | DeviceInfo | MeterList
+           | DeviceWarning)
+
+
+def hex_int(text: str | None, name: str = "value") -> int:
+    if not text:
+        raise DecodeError(f"missing {name}")
+    try:
+        return int(text, 16)
+    except ValueError:
+        raise DecodeError(f"{name} is not hex: {text!r}") from None
+
+
+def signed32(value: int) -> int:
+    """Sign-extend the low 32 bits (0xFFFFFFF0 is -16)."""
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value & 0x80000000 else value
+
+
+def scale(fragment: Fragment) -> tuple[int, int]:
+    """Multiplier and divisor; zero (or absent) means 1."""
+    multiplier = hex_int(fragment.get("Multiplier") or "0x1", "Multiplier") or 1
+    divisor = hex_int(fragment.get("Divisor") or "0x1", "Divisor") or 1
+    return multiplier, divisor
+
+
+def scaled(raw: int, multiplier: int, divisor: int) -> float:
+    """raw x multiplier / divisor, rounded once (exact for 64-bit summations)."""
+    return float(Fraction(raw * multiplier, divisor))
+
+
+def raven_time_ns(text: str | None) -> int | None:
+    """Seconds since 2000-01-01Z -> Unix ns; None for the "no time" sentinels."""
+    if not text:
+        return None
+    seconds = hex_int(text, "time")
+    if seconds in _NO_TIME:
+        return None
+    return (Y2K_EPOCH_S + seconds) * 1_000_000_000
+
+
+def decode(fragment: Fragment) -> Reading | None:
+    """The reading a fragment carries; None for kinds this collector does not use."""
+    decoder = _DECODERS.get(fragment.root)
+    return decoder(fragment) if decoder else None
+
+
+def _macs(fragment: Fragment) -> tuple[str, str]:
+    return (fragment.get("DeviceMacId") or "").lower(), (fragment.get("MeterMacId") or "").lower()
+
+
+def _demand(fragment: Fragment) -> Demand:
+    multiplier, divisor = scale(fragment)
+    raw = signed32(hex_int(fragment.get("Demand"), "Demand"))
+    return Demand(*_macs(fragment), raven_time_ns(fragment.get("TimeStamp")), raw,
+                  multiplier, divisor, scaled(raw, multiplier, divisor))
+
+
+def _summation(fragment: Fragment) -> Summation:
+    multiplier, divisor = scale(fragment)
+    delivered = hex_int(fragment.get("SummationDelivered"), "SummationDelivered")
+    received = hex_int(fragment.get("SummationReceived") or "0x0", "SummationReceived")
+    return Summation(*_macs(fragment), raven_time_ns(fragment.get("TimeStamp")), delivered,
+                     received, multiplier, divisor, scaled(delivered, multiplier, divisor),
+                     scaled(received, multiplier, divisor))
+
+
+def _price(fragment: Fragment) -> Price:
+    raw = hex_int(fragment.get("Price"), "Price")
+    digits = hex_int(fragment.get("TrailingDigits") or "0x0", "TrailingDigits")
+    tier = fragment.get("Tier")
+    return Price(
+        *_macs(fragment), raven_time_ns(fragment.get("TimeStamp")),
+        None if raw == _UNSET_PRICE else float(Fraction(raw, 10**digits)),
+        hex_int(fragment.get("Currency") or "0x0", "Currency"),
+        hex_int(tier, "Tier") if tier else None,
+        fragment.get("TierLabel") or fragment.get("RateLabel") or "",
+    )
+
+
+def _time(fragment: Fragment) -> MeterTime:
+    return MeterTime(*_macs(fragment), raven_time_ns(fragment.get("UTCTime")),
+                     raven_time_ns(fragment.get("LocalTime")))
+
+
+def _connection(fragment: Fragment) -> Connection:
+    strength = fragment.get("LinkStrength")
+    channel = fragment.get("Channel")
+    meter = fragment.get("MeterMacId") or fragment.get("CoordMacId") or ""
+    try:
+        channel_number = int(channel, 10) if channel else None
+    except ValueError:
+        raise DecodeError(f"Channel is not decimal: {channel!r}") from None
+    return Connection(
+        (fragment.get("DeviceMacId") or "").lower(), meter.lower(),
+        fragment.get("Status") or "", fragment.get("Description") or "",
+        hex_int(strength, "LinkStrength") if strength else None, channel_number,
+    )
+
+
+def _device_info(fragment: Fragment) -> DeviceInfo:
+    def text(name: str) -> str:
+        value = fragment.get(name) or ""
+        return "" if value and set(value) == {"\xff"} else value  # EMU-2: all 0xFF
+
+    return DeviceInfo((fragment.get("DeviceMacId") or "").lower(), text("Manufacturer"),
+                      text("ModelId"), text("FWVersion"), text("HWVersion"), text("DateCode"))
+
+
+def _meter_list(fragment: Fragment) -> MeterList:
+    meters = fragment.repeated.get("metermacid") or (
+        [fragment.get("MeterMacId")] if fragment.get("MeterMacId") else [])
+    return MeterList((fragment.get("DeviceMacId") or "").lower(),
+                     tuple(m.lower() for m in meters))
+
+
+def _warning(fragment: Fragment) -> DeviceWarning:
+    return DeviceWarning(fragment.get("Text") or "")
+
+
+_DECODERS = {
+    "InstantaneousDemand": _demand, "CurrentSummationDelivered": _summation,
+    "PriceCluster": _price, "TimeCluster": _time, "ConnectionStatus": _connection,
+    "NetworkInfo": _connection, "DeviceInfo": _device_info, "MeterList": _meter_list,
+    "Warning": _warning,
+}
