@@ -8,7 +8,6 @@ marks as absent ("no time", an unset price) becomes None, never 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 
 from plugins.inputs.raven.parser import Fragment
 
@@ -123,14 +122,16 @@ def signed32(value: int) -> int:
 
 def scale(fragment: Fragment) -> tuple[int, int]:
     """Multiplier and divisor; zero (or absent) means 1."""
-    multiplier = hex_int(fragment.get("Multiplier") or "0x1", "Multiplier") or 1
-    divisor = hex_int(fragment.get("Divisor") or "0x1", "Divisor") or 1
+    get = fragment.children.get
+    multiplier = hex_int(get("multiplier") or "0x1", "Multiplier") or 1
+    divisor = hex_int(get("divisor") or "0x1", "Divisor") or 1
     return multiplier, divisor
 
 
 def scaled(raw: int, multiplier: int, divisor: int) -> float:
-    """raw x multiplier / divisor, rounded once (exact for 64-bit summations)."""
-    return float(Fraction(raw * multiplier, divisor))
+    """raw x multiplier / divisor, rounded once: Python divides integers exactly before
+    rounding to a float, so 64-bit summations lose nothing on the way."""
+    return raw * multiplier / divisor
 
 
 def raven_time_ns(text: str | None) -> int | None:
@@ -150,76 +151,86 @@ def decode(fragment: Fragment) -> Reading | None:
 
 
 def _macs(fragment: Fragment) -> tuple[str, str]:
-    return (fragment.get("DeviceMacId") or "").lower(), (fragment.get("MeterMacId") or "").lower()
+    get = fragment.children.get
+    return (get("devicemacid") or "").lower(), (get("metermacid") or "").lower()
 
 
 def _demand(fragment: Fragment) -> Demand:
+    get = fragment.children.get
     multiplier, divisor = scale(fragment)
-    raw = signed32(hex_int(fragment.get("Demand"), "Demand"))
-    return Demand(*_macs(fragment), raven_time_ns(fragment.get("TimeStamp")), raw,
+    raw = signed32(hex_int(get("demand"), "Demand"))
+    return Demand(*_macs(fragment), raven_time_ns(get("timestamp")), raw,
                   multiplier, divisor, scaled(raw, multiplier, divisor))
 
 
 def _summation(fragment: Fragment) -> Summation:
+    get = fragment.children.get
     multiplier, divisor = scale(fragment)
-    delivered = hex_int(fragment.get("SummationDelivered"), "SummationDelivered")
-    received = hex_int(fragment.get("SummationReceived") or "0x0", "SummationReceived")
-    return Summation(*_macs(fragment), raven_time_ns(fragment.get("TimeStamp")), delivered,
+    delivered = hex_int(get("summationdelivered"), "SummationDelivered")
+    received = hex_int(get("summationreceived") or "0x0", "SummationReceived")
+    return Summation(*_macs(fragment), raven_time_ns(get("timestamp")), delivered,
                      received, multiplier, divisor, scaled(delivered, multiplier, divisor),
                      scaled(received, multiplier, divisor))
 
 
 def _price(fragment: Fragment) -> Price:
-    raw = hex_int(fragment.get("Price"), "Price")
-    digits = hex_int(fragment.get("TrailingDigits") or "0x0", "TrailingDigits")
-    tier = fragment.get("Tier")
+    get = fragment.children.get
+    raw = hex_int(get("price"), "Price")
+    digits = hex_int(get("trailingdigits") or "0x0", "TrailingDigits")
+    tier = get("tier")
     return Price(
-        *_macs(fragment), raven_time_ns(fragment.get("TimeStamp")),
-        None if raw == _UNSET_PRICE else float(Fraction(raw, 10**digits)),
-        hex_int(fragment.get("Currency") or "0x0", "Currency"),
+        *_macs(fragment), raven_time_ns(get("timestamp")),
+        None if raw == _UNSET_PRICE else raw / 10**digits,
+        hex_int(get("currency") or "0x0", "Currency"),
         hex_int(tier, "Tier") if tier else None,
-        fragment.get("TierLabel") or fragment.get("RateLabel") or "",
+        get("tierlabel") or get("ratelabel") or "",
     )
 
 
 def _time(fragment: Fragment) -> MeterTime:
-    return MeterTime(*_macs(fragment), raven_time_ns(fragment.get("UTCTime")),
-                     raven_time_ns(fragment.get("LocalTime")))
+    get = fragment.children.get
+    return MeterTime(*_macs(fragment), raven_time_ns(get("utctime")),
+                     raven_time_ns(get("localtime")))
 
 
 def _connection(fragment: Fragment) -> Connection:
-    strength = fragment.get("LinkStrength")
-    channel = fragment.get("Channel")
-    meter = fragment.get("MeterMacId") or fragment.get("CoordMacId") or ""
+    get = fragment.children.get
+    strength = get("linkstrength")
+    channel = get("channel")
+    meter = get("metermacid") or get("coordmacid") or ""
     try:
         channel_number = int(channel, 10) if channel else None
     except ValueError:
         raise DecodeError(f"Channel is not decimal: {channel!r}") from None
     return Connection(
-        (fragment.get("DeviceMacId") or "").lower(), meter.lower(),
-        fragment.get("Status") or "", fragment.get("Description") or "",
+        (get("devicemacid") or "").lower(), meter.lower(),
+        get("status") or "", get("description") or "",
         hex_int(strength, "LinkStrength") if strength else None, channel_number,
     )
 
 
 def _device_info(fragment: Fragment) -> DeviceInfo:
+    get = fragment.children.get
+
     def text(name: str) -> str:
-        value = fragment.get(name) or ""
+        value = get(name) or ""
         return "" if value and set(value) == {"\xff"} else value  # EMU-2: all 0xFF
 
-    return DeviceInfo((fragment.get("DeviceMacId") or "").lower(), text("Manufacturer"),
-                      text("ModelId"), text("FWVersion"), text("HWVersion"), text("DateCode"))
+    return DeviceInfo((get("devicemacid") or "").lower(), text("manufacturer"),
+                      text("modelid"), text("fwversion"), text("hwversion"), text("datecode"))
 
 
 def _meter_list(fragment: Fragment) -> MeterList:
+    get = fragment.children.get
     meters = fragment.repeated.get("metermacid") or (
-        [fragment.get("MeterMacId")] if fragment.get("MeterMacId") else [])
-    return MeterList((fragment.get("DeviceMacId") or "").lower(),
+        [get("metermacid")] if get("metermacid") else [])
+    return MeterList((get("devicemacid") or "").lower(),
                      tuple(m.lower() for m in meters))
 
 
 def _warning(fragment: Fragment) -> DeviceWarning:
-    return DeviceWarning(fragment.get("Text") or "")
+    get = fragment.children.get
+    return DeviceWarning(get("text") or "")
 
 
 _DECODERS = {
