@@ -271,3 +271,13 @@ def test_commands_and_the_refused_factory_reset():
             commands.command(name)
     with pytest.raises(ValueError):
         commands.command("format_disk")
+
+
+def test_only_predefined_entities_and_character_references_are_read():
+    parser = StreamParser()
+    got = parse_all(
+        b'<Warning><!DOCTYPE w [<!ENTITY big "x">]><Text>&big;</Text></Warning>'
+        b"<Warning><Text>a &amp; b &#65;&#x42; &lt;c&gt;</Text></Warning>"
+        b"<Warning><Text>&#0;</Text></Warning><Warning><Text>&amp</Text></Warning>", parser)
+    assert [f.children["text"] for f in got] == ["a & b AB <c>"]
+    assert parser.stats.malformed == 3
