@@ -13,6 +13,7 @@ import pytest
 from collector import AttachedDevice
 from collector import config as config_module
 from collector.agent import Agent
+from collector.emulation import PtyServer
 from collector.lineprotocol import decode
 from collector.metric import Metric
 from plugins.inputs.se521 import codec
@@ -21,7 +22,6 @@ from plugins.inputs.se521.emulator import (
     EmulatedHidBus,
     Instrument,
     InstrumentState,
-    SerialEmulator,
 )
 from plugins.inputs.se521.identify import identify
 from plugins.inputs.se521.transport import DeviceGone, Hidapi, HidTransport, NoReply
@@ -56,7 +56,7 @@ interval = "{interval}"
 
 @pytest.fixture
 def emulator(tmp_path):
-    served = SerialEmulator(Instrument(), tmp_path / "se521").start()
+    served = PtyServer(Instrument(), tmp_path / "se521").start()
     yield served
     served.close()
 
@@ -81,7 +81,7 @@ def health(metrics: dict[str, list[Metric]]) -> str:
 
 
 def test_serial_reading_in_celsius_with_states_labels_and_tags(tmp_path, emulator):
-    emulator.instrument.state = InstrumentState(
+    emulator.device.state = InstrumentState(
         temperatures=[72.0, 68.5, -20.0, None], over_limit={2}, unit="F")
     sink = ListSink()
     agent = se521_agent(tmp_path, f'port = "{emulator.path}"\n'
@@ -107,10 +107,10 @@ def test_same_values_whatever_the_display_unit(tmp_path, emulator):
     sink = ListSink()
     agent = se521_agent(tmp_path, f'port = "{emulator.path}"', sink)
     try:
-        emulator.instrument.state = InstrumentState(temperatures=[72.0, 68.5, -20.0, 451.3],
+        emulator.device.state = InstrumentState(temperatures=[72.0, 68.5, -20.0, 451.3],
                                                     unit="F")
         in_f = channels(gather(agent, sink))
-        emulator.instrument.state = InstrumentState(temperatures=[22.2, 20.3, -28.9, 232.9],
+        emulator.device.state = InstrumentState(temperatures=[22.2, 20.3, -28.9, 232.9],
                                                     unit="C")
         in_c = channels(gather(agent, sink))
     finally:
@@ -121,7 +121,7 @@ def test_same_values_whatever_the_display_unit(tmp_path, emulator):
 
 
 def test_unit_override_is_applied_and_visible_as_a_tag(tmp_path, emulator):
-    emulator.instrument.state = InstrumentState(temperatures=[72.0, 68.5, 50.0, 32.0],
+    emulator.device.state = InstrumentState(temperatures=[72.0, 68.5, 50.0, 32.0],
                                                 unit="C")
     sink = ListSink()
     agent = se521_agent(tmp_path, f'port = "{emulator.path}"\nunit = "F"', sink)
@@ -143,13 +143,13 @@ def test_faulty_replies_never_become_numbers_and_health_says_silent(tmp_path, em
     plugin = agent.plugins[0]
     try:
         assert health(gather(agent, sink)) == "up"
-        emulator.instrument.state.fault = fault
+        emulator.device.state.fault = fault
         faulty = gather(agent, sink)
         assert "se521" not in faulty and "se521_status" not in faulty
         assert health(faulty) == "silent"
         if check:
             assert plugin.rejected[check] == 1
-        emulator.instrument.state.fault = None
+        emulator.device.state.fault = None
         recovered = gather(agent, sink)
     finally:
         agent.close()
@@ -265,7 +265,7 @@ def test_hot_plug_20_times_resumes_within_two_intervals_without_leaks(tmp_path, 
 
 
 def test_end_to_end_collector_run_to_influxd(tmp_path, emulator, influxd, database):
-    emulator.instrument.state = InstrumentState(temperatures=[72.0, 68.5, -20.0, None],
+    emulator.device.state = InstrumentState(temperatures=[72.0, 68.5, -20.0, None],
                                                 unit="F")
     config = write_config(tmp_path, f"""
 [agent]

@@ -160,19 +160,18 @@ def parse_fragment(raw: bytes, root: str) -> Fragment | None:
         found = _CHILD_ANY_CASE.findall(inner)
     if tags != 2 * len(found):
         return None  # a '<' outside <Name>text</Name>: mismatched, nested, <!...>, <?...?>
-    children: dict[str, str] = {}
+    if "&" in inner:
+        found = [(name, _unescape(value)) for name, value in found]
+        if any(value is None for _, value in found):
+            return None
+    children = {name.lower(): value.strip() for name, value in found}
+    if len(children) == len(found):
+        return Fragment(root, children)
     repeated: dict[str, list[str]] = {}
     for name, value in found:
-        name, value = name.lower(), value.strip()
-        if "&" in value:
-            value = _unescape(value)
-            if value is None:
-                return None
-        if name in children:
-            repeated.setdefault(name, [children[name]]).append(value)
-        else:
-            children[name] = value
-    return Fragment(root, children, repeated)
+        repeated.setdefault(name.lower(), []).append(value.strip())
+    children = {name: values[0] for name, values in repeated.items()}
+    return Fragment(root, children, {k: v for k, v in repeated.items() if len(v) > 1})
 
 
 def _unescape(value: str) -> str | None:

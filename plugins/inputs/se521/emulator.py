@@ -1,25 +1,22 @@
 """A byte-exact SE521 for tests and demos: serial on a pseudo-terminal, HID at report level.
 
 ``Instrument`` is the sans-I/O heart (command bytes in, reply bytes out, with settable
-temperatures, flags and faults); ``SerialEmulator`` serves it on a pty whose path can
-vanish and come back like a USB serial device; ``EmulatedBridge`` and ``EmulatedHidBus``
-stand in for hidapi at the HID-report level, because the kernel here has no uhid.
+temperatures, flags and faults); ``collector.emulation.PtyServer`` serves it on a pty
+whose path can vanish and come back like a USB serial device; ``EmulatedBridge`` and
+``EmulatedHidBus`` stand in for hidapi at the HID-report level, because the kernel here
+has no uhid.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import os
-import select
-import signal
-import threading
 import time
-import tty
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from collector.emulation import PtyServer, serve_until_signalled
 from plugins.inputs.se521 import bridge, codec
 from plugins.inputs.se521.transport import DeviceGone
 
@@ -76,6 +73,10 @@ class Instrument:
                 continue
             del self._pending[:7]
             out += self.respond(command)
+
+    def poll(self) -> bytes:
+        """The meter only ever answers; it sends nothing on its own."""
+        return b""
 
     def respond(self, command: bytes) -> bytes:
         code, counter = command[1], command[5]
@@ -143,76 +144,6 @@ def _with_fault(frame: bytes, fault: Fault | None) -> bytes:
         wrong[62] = codec.checksum(wrong)
         return bytes(wrong)
     return frame
-
-
-# ---------------------------------------------------------------- serial on a pty
-class SerialEmulator:
-    """Serves an ``Instrument`` on a pseudo-terminal, optionally behind a stable symlink.
-
-    ``disconnect()`` closes the pty and removes the link, as unplugging a USB serial
-    adapter removes its device node; ``reconnect()`` brings up a new one.
-    """
-
-    def __init__(self, instrument: Instrument, link: Path | None = None) -> None:
-        self.instrument = instrument
-        self.link = link
-        self.tty_path = ""
-        self._connection: _PtyConnection | None = None
-
-    @property
-    def path(self) -> str:
-        return str(self.link) if self.link else self.tty_path
-
-    def start(self) -> SerialEmulator:
-        self.reconnect()
-        return self
-
-    def reconnect(self) -> None:
-        self.disconnect()
-        self._connection = _PtyConnection(self.instrument)
-        self.tty_path = self._connection.tty_path
-        if self.link:
-            self.link.unlink(missing_ok=True)
-            self.link.symlink_to(self.tty_path)
-
-    def disconnect(self) -> None:
-        if self.link:
-            self.link.unlink(missing_ok=True)
-        if self._connection:
-            self._connection.close()
-            self._connection = None
-
-    close = disconnect
-
-
-class _PtyConnection:
-    def __init__(self, instrument: Instrument) -> None:
-        self.instrument = instrument
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)
-        self.tty_path = os.ttyname(self.slave)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="se521-emulator", daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            ready, _, _ = select.select([self.master], [], [], 0.05)
-            if not ready:
-                continue
-            try:
-                data = os.read(self.master, 4096)
-            except OSError:
-                continue
-            reply = self.instrument.feed(data)
-            if reply:
-                os.write(self.master, reply)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        os.close(self.master)
-        os.close(self.slave)
 
 
 # ---------------------------------------------------------------- HID at report level
@@ -314,14 +245,8 @@ def main(argv: list[str]) -> int:
     if len(temperatures) != 4:
         parser.error("--temperatures needs four values")
     state = InstrumentState(temperatures=temperatures, unit=args.unit, fault=args.fault)
-    emulator = SerialEmulator(Instrument(state, wander=not args.still), args.link).start()
-    print(f"SE521 emulator serving {emulator.path} (tty {emulator.tty_path})", flush=True)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    stop.wait()
-    emulator.close()
-    return 0
+    return serve_until_signalled(PtyServer(Instrument(state, wander=not args.still), args.link),
+                                 "SE521")
 
 
 def drift(base: list[float | None], elapsed_s: float) -> list[float | None]:

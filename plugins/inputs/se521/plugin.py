@@ -16,9 +16,10 @@ from typing import Literal
 
 from collector import Accumulator, Duration, Input
 from collector.binding import BindError
+from collector.emulation import PtyServer
 from plugins.inputs.se521 import codec
 from plugins.inputs.se521.device import DeviceAbsent, Link, hid_candidates, open_hid, open_serial
-from plugins.inputs.se521.emulator import Instrument, SerialEmulator
+from plugins.inputs.se521.emulator import Instrument
 from plugins.inputs.se521.transport import DeviceGone, Hidapi, HidBackend, TransportError
 
 Health = Literal["up", "silent", "absent"]
@@ -84,14 +85,14 @@ class SE521Input(Input):
         self._next_open = 0.0
         self._opened_before = False
         self._health_since: float | None = None
-        self._emulator: SerialEmulator | None = None
+        self._emulator: PtyServer | None = None
         self._extra_tags: dict[str, str] = {}
         if config.emulate_when_absent and not self._serial and not hid_candidates(
                 self.hid_backend, config.hid_path, config.serial_number):
             self._start_emulator()
 
     def _start_emulator(self) -> None:
-        self._emulator = SerialEmulator(Instrument(wander=True)).start()
+        self._emulator = PtyServer(Instrument(wander=True)).start()
         self.config = replace(self.config, transport="serial", port=self._emulator.path)
         self._device, self._extra_tags = "emulated", {"emulated": "true"}
         self.log.warning("no SE521 attached: reading the built-in emulator at %s "
