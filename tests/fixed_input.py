@@ -1,4 +1,5 @@
-"""A polled input for in-process tests: emits the metrics a test hands it."""
+"""In-process agents for tests: a polled input that emits what a test hands it, and a
+sink that keeps what the pipeline would spool."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable
 from collector import Input, Metric, registry
 from collector import config as config_module
 from collector.agent import Agent
+from collector.lineprotocol import decode
 
 
 def register_input(name: str, produce: Callable[[], list[Metric]]) -> None:
@@ -28,3 +30,25 @@ def output_counters(agent: Agent, alias: str = "influxdb") -> dict[str, int]:
         if counters.tags.get("output") == alias:
             return counters.snapshot()
     raise KeyError(alias)
+
+
+class ListSink:
+    """Stands in for the outputs: keeps what the pipeline would spool (list appends are
+    atomic, so an agent's threads may append while a test reads)."""
+
+    def __init__(self) -> None:
+        self.payloads: list[bytes] = []
+
+    def append(self, payload: bytes, count: int) -> bool:
+        self.payloads.append(payload)
+        return True
+
+    def metrics(self, name: str | None = None) -> list[Metric]:
+        found = decode(b"".join(self.payloads))
+        return [m for m in found if name is None or m.name == name]
+
+
+def agent_with_sink(text: str, state_dir, sink: ListSink) -> Agent:
+    """An agent whose outputs are replaced by ``sink``."""
+    return Agent(config_module.parse(f'[agent]\nstate_dir = "{state_dir}"\n' + text, "test"),
+                 sinks=[sink])

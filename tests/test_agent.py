@@ -8,7 +8,7 @@ from typing import ClassVar
 from collector import Input, Metric, StreamingInput, registry
 from collector import config as config_module
 from collector.agent import Agent
-from tests.fixed_input import agent_from, register_input
+from tests.fixed_input import ListSink, agent_from, register_input
 from tests.helpers import run_collector, write_config
 
 
@@ -121,15 +121,6 @@ tags = {{ room = "b12" }}
     assert lines and all(line.startswith("self,") for line in lines)
     assert all(",host=pi," in line and ",room=b12," in line and ",site=lab" in line
                for line in lines)
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.payloads: list[bytes] = []
-
-    def append(self, payload: bytes, count: int) -> bool:
-        self.payloads.append(payload)
-        return True
 
 
 def test_shaping_applies_to_every_metric_of_a_series_and_invalid_ones_are_counted(tmp_path):

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from collector import AttachedDevice
-from collector import config as config_module
 from collector.agent import Agent
 from collector.emulation import PtyServer
 from collector.lineprotocol import decode
@@ -25,33 +24,16 @@ from plugins.inputs.se521.emulator import (
 )
 from plugins.inputs.se521.identify import identify
 from plugins.inputs.se521.transport import DeviceGone, Hidapi, HidTransport, NoReply
+from tests.fixed_input import ListSink, agent_with_sink
 from tests.helpers import collector, run_collector, stop, wait_until, write_config
 
 
-class ListSink:
-    """Collects what the pipeline would spool; thread-safe enough for list appends."""
-
-    def __init__(self) -> None:
-        self.payloads: list[bytes] = []
-
-    def append(self, payload: bytes, count: int) -> bool:
-        self.payloads.append(payload)
-        return True
-
-    def metrics(self, name: str | None = None) -> list[Metric]:
-        found = decode(b"".join(self.payloads))
-        return [m for m in found if name is None or m.name == name]
-
-
 def se521_agent(tmp_path: Path, options: str, sink: ListSink, interval: str = "1s") -> Agent:
-    return Agent(config_module.parse(f"""
-[agent]
-state_dir = "{tmp_path / 'state'}"
-omit_hostname = true
+    return agent_with_sink(f"""omit_hostname = true
 [[inputs.se521]]
 interval = "{interval}"
 {options}
-""", "test"), sinks=[sink])
+""", tmp_path / "state", sink)
 
 
 @pytest.fixture

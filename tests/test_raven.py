@@ -1,0 +1,196 @@
+"""inputs.raven through the real agent: the emulator on a pty, and into a real influxd."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from collector import AttachedDevice
+from collector.agent import Agent
+from collector.emulation import PtyServer
+from plugins.inputs.raven import commands
+from plugins.inputs.raven.emulator import MALFORMED, Meter, MeterState
+from plugins.inputs.raven.identify import identify
+from plugins.inputs.raven.parser import StreamParser
+from tests.fixed_input import ListSink, agent_with_sink
+from tests.helpers import collector, stop, wait_until, write_config
+
+FAST = {"demand": 1.0, "summation": 1.5, "price": 2.0, "time": 2.0}
+"""Push intervals for tests: demand every second, the resolution of the meter's clock."""
+HOUR_NS = 3600 * 10**9
+
+
+@pytest.fixture
+def meter() -> Meter:
+    return Meter(MeterState(intervals=dict(FAST), join_step_s=0.4))
+
+
+@pytest.fixture
+def served(tmp_path, meter):
+    server = PtyServer(meter, tmp_path / "raven").start()
+    yield server
+    server.close()
+
+
+def raven_agent(tmp_path: Path, port: str, sink: ListSink, extra: str = "") -> Agent:
+    return agent_with_sink(f"""omit_hostname = true
+[[inputs.raven]]
+port = "{port}"
+expected_interval = "1s"
+health_interval = "0.5s"
+{extra}
+""", tmp_path / "state", sink)
+
+
+class Running:
+    """The agent's run loop in a thread, stopped and joined on exit."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.thread = threading.Thread(target=agent.run)
+
+    def __enter__(self) -> Agent:
+        self.thread.start()
+        return self.agent
+
+    def __exit__(self, *exc) -> None:
+        self.agent.stop_event.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+
+
+def test_pushes_land_at_the_meters_timestamps_with_sign_and_raw_values(tmp_path, meter, served):
+    meter.state.clock_skew_s = -3600
+    meter.state.demand_w = -1500
+    sink = ListSink()
+    agent = raven_agent(tmp_path, served.path, sink, 'schedule = { demand = "1s" }')
+    with Running(agent):
+        wait_until(lambda: len(sink.metrics("raven_demand")) >= 2
+                   and sink.metrics("raven_summation"), timeout=10)
+    now = time.time_ns()
+    demand = sink.metrics("raven_demand")
+    assert {(m.fields["kw"], m.fields["raw"]) for m in demand} == {(-1.5, -1500)}
+    assert all(abs(m.time_ns - (now - HOUR_NS)) < 15 * 10**9 for m in demand), "meter time"
+    assert demand[0].tags == {"device_mac": "0xd8d5b9000000abcd",
+                              "meter_mac": "0x00135003007c1a2b"}
+    summation = sink.metrics("raven_summation")[0]
+    assert summation.fields["delivered_kwh"] == 113007.485
+    assert summation.fields["delivered_raw"] == 113_007_485
+    assert meter.commands[:3] == ["initialize", "get_device_info", "get_meter_list"]
+    assert "set_schedule" in meter.commands and "factory_reset" not in meter.commands
+    assert meter.state.intervals["demand"] == 1.0
+    health = sink.metrics("raven_health")
+    assert any(m.fields["state"] == "connected" for m in health)
+    assert any(abs(m.fields.get("clock_skew_s", 0) + 3600) < 2 for m in health)
+
+
+def test_malformed_stream_pieces_are_skipped_and_counted(tmp_path, meter, served):
+    sink = ListSink()
+    agent = raven_agent(tmp_path, served.path, sink)
+    with Running(agent):
+        wait_until(lambda: sink.metrics("raven_demand"), timeout=10)
+        for _ in range(3):
+            meter.inject(*MALFORMED)
+            time.sleep(0.4)
+        before = len(sink.metrics("raven_demand"))
+        wait_until(lambda: len(sink.metrics("raven_demand")) > before + 2, timeout=10)
+    assert {m.fields["kw"] for m in sink.metrics("raven_demand")} == {0.864}
+    last = sink.metrics("raven_health")[-1].fields
+    assert last["malformed"] >= 3 and last["garbage_bytes"] > 100
+
+
+def test_emulator_answers_from_cache_refreshes_on_request_and_warns():
+    meter = Meter(MeterState())
+    parser = StreamParser()
+    first = parser.feed(meter.feed(commands.command("get_instantaneous_demand")))
+    meter.state.demand_w = 2000
+    cached = parser.feed(meter.feed(commands.command("get_instantaneous_demand")))
+    fresh = parser.feed(meter.feed(commands.refresh("get_instantaneous_demand")))
+    assert first == cached and first[0].children["demand"] == "0x00000360"
+    assert fresh[0].children["demand"] == "0x000007d0"
+    warning = parser.feed(meter.feed(commands.command("get_profile_data")))
+    assert warning[0].root == "Warning" and warning[0].children["text"] == "Unknown command"
+
+
+def test_identify_names_raven_and_emu2_ports():
+    def port(vid: int, pid: int) -> AttachedDevice:
+        return AttachedDevice("serial", "/dev/ttyUSB0", vid, pid, "", "")
+
+    assert identify(port(0x0403, 0x8A28)) == (
+        'inputs.raven (Rainforest RAVEn): port = "/dev/ttyUSB0"')
+    assert "EMU-2" in identify(port(0x04B4, 0x0003))
+    assert identify(port(0x0403, 0x6001)) is None
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_disconnect_20_times_resumes_after_rejoin_with_an_honest_gap(tmp_path, meter, served):
+    sink = ListSink()
+    agent = raven_agent(tmp_path, served.path, sink)
+    with Running(agent):
+        wait_until(lambda: sink.metrics("raven_demand"), timeout=10)
+        fds, threads = open_fds(), threading.active_count()
+        for _ in range(20):
+            served.disconnect()
+            gone = time.time_ns()
+            time.sleep(5)
+            served.reconnect()
+            meter.rejoin()
+            back = time.time_ns()
+            wait_until(lambda back=back: [m for m in sink.metrics("raven_demand")
+                                          if m.time_ns >= back - 10**9], timeout=10)
+            states = {m.fields["state"] for m in sink.metrics("raven_health")
+                      if gone < m.time_ns < back}
+            assert "absent" in states
+        assert open_fds() == fds and threading.active_count() == threads
+    demand = sink.metrics("raven_demand")
+    assert {m.fields["kw"] for m in demand} == {0.864}, "no zero-filled points"
+    stamps = [m.time_ns for m in demand]
+    assert all(b > a for a, b in itertools.pairwise(stamps)), "in order, no duplicates"
+    connection = [m.fields["status"] for m in sink.metrics("raven_connection")]
+    assert connection.count("Connected") >= 20, "each rejoin seen through to Connected"
+    health = [m.fields["state"] for m in sink.metrics("raven_health")]
+    assert health.count("joining") >= 20
+    assert agent.plugins[0].reconnects == 20
+
+
+def test_end_to_end_collector_run_to_influxd(tmp_path, meter, served, influxd, database):
+    meter.state.clock_skew_s = -7200
+    config = write_config(tmp_path, f"""
+[agent]
+state_dir = "{tmp_path / 'state'}"
+hostname = "pi"
+flush_interval = "0.5s"
+[[inputs.raven]]
+port = "{served.path}"
+[[outputs.influxdb]]
+urls = ["{influxd.url}"]
+database = "{database}"
+""")
+
+    def stored(q: str) -> list[dict]:
+        try:
+            return influxd.rows(q, database)
+        except RuntimeError:  # the database is not there until the output provisions it
+            return []
+
+    started = time.time_ns()
+    process = collector("run", "-c", str(config))
+    try:
+        demand = wait_until(lambda: stored("SELECT * FROM raven_demand"), timeout=30)
+        summation = wait_until(lambda: stored("SELECT * FROM raven_summation"), timeout=30)
+    finally:
+        assert stop(process) == 0
+    for rows in (demand, summation):
+        assert all(abs(row["time"] - (started - 2 * HOUR_NS)) < 60 * 10**9 for row in rows)
+        assert {row["meter_mac"] for row in rows} == {"0x00135003007c1a2b"}
+        assert {row["host"] for row in rows} == {"pi"}
+    assert {(row["kw"], row["raw"]) for row in demand} == {(0.864, 864)}
+    assert {row["delivered_kwh"] for row in summation} == {113007.485}
