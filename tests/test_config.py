@@ -91,5 +91,5 @@ def test_config_path_from_environment(tmp_path):
 def test_embedded_defaults_are_valid(monkeypatch):
     monkeypatch.delenv("COLLECTOR_CONFIG", raising=False)
     parsed = config.load(None)
-    assert [s.name for s in parsed.inputs] == ["internal", "se521"]
+    assert [s.name for s in parsed.inputs] == ["internal", "se521", "raven"]
     assert [s.name for s in parsed.outputs] == ["file"]

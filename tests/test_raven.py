@@ -13,12 +13,13 @@ import pytest
 from collector import AttachedDevice
 from collector.agent import Agent
 from collector.emulation import PtyServer
+from collector.lineprotocol import decode
 from plugins.inputs.raven import commands
 from plugins.inputs.raven.emulator import MALFORMED, Meter, MeterState
 from plugins.inputs.raven.identify import identify
 from plugins.inputs.raven.parser import StreamParser
 from tests.fixed_input import ListSink, agent_with_sink
-from tests.helpers import collector, stop, wait_until, write_config
+from tests.helpers import collector, run_collector, stop, wait_until, write_config
 
 FAST = {"demand": 1.0, "summation": 1.5, "price": 2.0, "time": 2.0}
 """Push intervals for tests: demand every second, the resolution of the meter's clock."""
@@ -194,3 +195,12 @@ database = "{database}"
         assert {row["host"] for row in rows} == {"pi"}
     assert {(row["kw"], row["raw"]) for row in demand} == {(0.864, 864)}
     assert {row["delivered_kwh"] for row in summation} == {113007.485}
+
+
+def test_embedded_defaults_read_the_emulator_when_no_meter_is_attached():
+    assert not os.path.exists("/dev/raven"), "this test is for machines without a RAVEn"
+    result = run_collector("test", "--wait", "3", env={"COLLECTOR_CONFIG": ""})
+    assert result.returncode == 0, result.stderr
+    demand = [m for m in decode(result.stdout) if m.name == "raven_demand"]
+    assert demand and all(m.tags["emulated"] == "true" and m.fields["kw"] == 0.864
+                          for m in demand)

@@ -12,14 +12,16 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import serial
 
 from collector import Accumulator, Duration, StreamingInput
 from collector.binding import BindError
+from collector.emulation import PtyServer
 from plugins.inputs.raven import commands, decoder
+from plugins.inputs.raven.emulator import Meter
 from plugins.inputs.raven.parser import StreamParser
 
 READ_TIMEOUT_S = 0.1
@@ -45,6 +47,10 @@ class RavenConfig:
     """Warn when the meter's clock differs from the host's by more than this."""
     health_interval: Duration = Duration(10)
     reconnect_max_interval: Duration = Duration(30)
+    emulate_when_absent: bool = False
+    """With nothing at ``port`` at start-up, read the built-in RAVEn emulator instead and
+    tag every point ``emulated=true``. The embedded defaults use it so that a fresh
+    install shows data; leave it off wherever a missing meter must be noticed."""
 
     def validate(self) -> None:
         if not self.port:
@@ -78,6 +84,18 @@ class RavenInput(StreamingInput):
         self._next_health = 0.0
         self._skew_warned = False
         self._connections = 0
+        self._emulator: PtyServer | None = None
+        self._extra_tags: dict[str, str] = {}
+        if config.emulate_when_absent and not os.path.exists(config.port):
+            self._emulator = PtyServer(Meter()).start()
+            self.log.warning("nothing at %s: reading the built-in RAVEn emulator at %s "
+                             "(emulate_when_absent = true)", config.port, self._emulator.path)
+            self.config = replace(config, port=self._emulator.path)
+            self._extra_tags = {"emulated": "true"}
+
+    def close(self) -> None:
+        if self._emulator is not None:
+            self._emulator.close()
 
     # ---------------------------------------------------------------- supervision
     def run(self, acc: Accumulator, stop: threading.Event) -> None:
@@ -257,10 +275,12 @@ class RavenInput(StreamingInput):
             fields["clock_skew_s"] = self.clock_skew_s
         if self.link_strength is not None:
             fields["link_strength"] = self.link_strength
-        acc.add("raven_health", fields, {"port": self.config.port})
+        acc.add("raven_health", fields, {"port": self.config.port, **self._extra_tags})
 
     def _tags(self, device_mac: str, meter_mac: str) -> dict[str, str]:
-        tags = {"device_mac": device_mac} if device_mac else {}
+        tags = dict(self._extra_tags)
+        if device_mac:
+            tags["device_mac"] = device_mac
         if meter_mac:
             tags["meter_mac"] = meter_mac
         return tags
