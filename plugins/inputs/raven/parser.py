@@ -27,8 +27,8 @@ ROOTS = (
     "BlockPriceDetail", "FastPollStatus", "Warning",
 )
 """Root tags the devices send; anything else between fragments is garbage."""
-_CANONICAL = {name.lower(): name for name in ROOTS}
-_BOUNDARY = re.compile(rb"<\s*(/?)\s*(" + "|".join(_CANONICAL).encode() + rb")\s*>")
+_CANONICAL = {name.lower().encode(): name for name in ROOTS}
+_BOUNDARY = re.compile(rb"<\s*(/?)\s*(" + b"|".join(_CANONICAL) + rb")\s*>")
 """Root start and close tags, matched in a lower-cased copy of the stream: matching
 case-insensitively costs three times as much, and this runs on every read."""
 _LONGEST_TAG = max(len(name) for name in ROOTS) + 8
@@ -42,7 +42,7 @@ DEFAULT_MAX_FRAGMENT = 16 * 1024
 """The largest fragment kept; real ones are a few hundred bytes."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Fragment:
     """One notification or reply: its root tag and its children, keyed by lower-case name.
 
@@ -99,7 +99,7 @@ class StreamParser:
             if not tag.group(1):  # a root start tag
                 if start >= 0:
                     self.stats.truncated += 1
-                else:
+                elif tag.start() > consumed:
                     self._discard(buffer, consumed, tag.start())
                 start, root, consumed = tag.start(), name, tag.start()
             elif start >= 0 and name == root:
@@ -110,7 +110,8 @@ class StreamParser:
             start, consumed = -1, len(buffer)
         if start < 0:
             keep = _possible_tag_start(buffer, max(consumed, scan))
-            self._discard(buffer, consumed, keep)
+            if keep > consumed:
+                self._discard(buffer, consumed, keep)
             consumed = keep
         del buffer[:consumed]
         del lower[:consumed]
@@ -129,7 +130,7 @@ class StreamParser:
         if len(raw) > self.max_fragment:
             self.stats.oversized += 1
             return
-        fragment = parse_fragment(raw, _CANONICAL[root.decode()])
+        fragment = parse_fragment(raw, _CANONICAL[root])
         if fragment is None:
             self.stats.malformed += 1
         else:
@@ -137,8 +138,7 @@ class StreamParser:
             out.append(fragment)
 
     def _discard(self, buffer: bytearray, start: int, end: int) -> None:
-        if end > start:
-            self.stats.garbage_bytes += len(bytes(buffer[start:end]).translate(None, b" \t\r\n"))
+        self.stats.garbage_bytes += len(bytes(buffer[start:end]).translate(None, b" \t\r\n"))
 
 
 def _possible_tag_start(buffer: bytearray, after: int) -> int:
@@ -152,15 +152,17 @@ def _possible_tag_start(buffer: bytearray, after: int) -> int:
 def parse_fragment(raw: bytes, root: str) -> Fragment | None:
     """A whole ``<Root>...</Root>`` fragment, or None when it is outside the grammar."""
     text = raw.decode("cp1252", errors="replace")
-    open_end, close_start = text.find(">") + 1, text.rfind("<")
-    inner = text[open_end:close_start]
-    tags = inner.count("<")
-    found = _CHILD.findall(inner)
+    # The root's own tags hold children, not text, so they never match _CHILD: two of
+    # the '<'s are theirs, every other one must belong to a child.
+    tags = text.count("<") - 2
+    if tags == 0:
+        return Fragment(root, {})  # no children (text in the root itself is ignored)
+    found = _CHILD.findall(text)
     if tags != 2 * len(found):
-        found = _CHILD_ANY_CASE.findall(inner)
+        found = _CHILD_ANY_CASE.findall(text)
     if tags != 2 * len(found):
         return None  # a '<' outside <Name>text</Name>: mismatched, nested, <!...>, <?...?>
-    if "&" in inner:
+    if "&" in text:
         found = [(name, _unescape(value)) for name, value in found]
         if any(value is None for _, value in found):
             return None
