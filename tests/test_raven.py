@@ -90,6 +90,16 @@ def test_pushes_land_at_the_meters_timestamps_with_sign_and_raw_values(tmp_path,
     assert any(abs(m.fields.get("clock_skew_s", 0) + 3600) < 2 for m in health)
 
 
+def test_each_meter_of_a_device_is_its_own_series(tmp_path, meter, served):
+    meter.state.meters = ["0x00135003007c1a2b", "0x00135003007c9999"]
+    sink = ListSink()
+    agent = raven_agent(tmp_path, served.path, sink, 'schedule = { demand = "1s" }')
+    with Running(agent):
+        wait_until(lambda: {m.tags["meter_mac"] for m in sink.metrics("raven_demand")} == {
+            "0x00135003007c1a2b", "0x00135003007c9999"}, timeout=10)
+    assert meter.commands.count("set_schedule") == 2, "one per meter"
+
+
 def test_malformed_stream_pieces_are_skipped_and_counted(tmp_path, meter, served):
     sink = ListSink()
     agent = raven_agent(tmp_path, served.path, sink)
