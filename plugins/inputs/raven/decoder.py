@@ -10,6 +10,7 @@ marks as absent ("no time", an unset price) becomes None, never 0.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 from plugins.inputs.raven.parser import Fragment
@@ -115,9 +116,8 @@ def signed32(value: int) -> int:
     return value - (1 << 32) if value & 0x80000000 else value
 
 
-def scale(fragment: Fragment) -> tuple[int, int]:
-    """Multiplier and divisor; zero (or absent) means 1."""
-    get = fragment.children.get
+def scale(get: Callable[[str], str | None]) -> tuple[int, int]:
+    """Multiplier and divisor from a fragment's ``children.get``; zero (or absent) means 1."""
     multiplier = hex_int(get("multiplier") or "0x1", "Multiplier") or 1
     divisor = hex_int(get("divisor") or "0x1", "Divisor") or 1
     return multiplier, divisor
@@ -145,25 +145,24 @@ def decode(fragment: Fragment) -> Reading | None:
     return decoder(fragment) if decoder else None
 
 
-def _macs(fragment: Fragment) -> tuple[str, str]:
-    get = fragment.children.get
+def _macs(get: Callable[[str], str | None]) -> tuple[str, str]:
     return (get("devicemacid") or "").lower(), (get("metermacid") or "").lower()
 
 
 def _demand(fragment: Fragment) -> Demand:
     get = fragment.children.get
-    multiplier, divisor = scale(fragment)
+    multiplier, divisor = scale(get)
     raw = signed32(hex_int(get("demand"), "Demand"))
-    return Demand(*_macs(fragment), raven_time_ns(get("timestamp")), raw,
+    return Demand(*_macs(get), raven_time_ns(get("timestamp")), raw,
                   multiplier, divisor, scaled(raw, multiplier, divisor))
 
 
 def _summation(fragment: Fragment) -> Summation:
     get = fragment.children.get
-    multiplier, divisor = scale(fragment)
+    multiplier, divisor = scale(get)
     delivered = hex_int(get("summationdelivered"), "SummationDelivered")
     received = hex_int(get("summationreceived") or "0x0", "SummationReceived")
-    return Summation(*_macs(fragment), raven_time_ns(get("timestamp")), delivered,
+    return Summation(*_macs(get), raven_time_ns(get("timestamp")), delivered,
                      received, multiplier, divisor, scaled(delivered, multiplier, divisor),
                      scaled(received, multiplier, divisor))
 
@@ -174,7 +173,7 @@ def _price(fragment: Fragment) -> Price:
     digits = hex_int(get("trailingdigits") or "0x0", "TrailingDigits")
     tier = get("tier")
     return Price(
-        *_macs(fragment), raven_time_ns(get("timestamp")),
+        *_macs(get), raven_time_ns(get("timestamp")),
         None if raw == _UNSET_PRICE else raw / 10**digits,
         hex_int(get("currency") or "0x0", "Currency"),
         hex_int(tier, "Tier") if tier else None,
@@ -184,7 +183,7 @@ def _price(fragment: Fragment) -> Price:
 
 def _time(fragment: Fragment) -> MeterTime:
     get = fragment.children.get
-    return MeterTime(*_macs(fragment), raven_time_ns(get("utctime")),
+    return MeterTime(*_macs(get), raven_time_ns(get("utctime")),
                      raven_time_ns(get("localtime")))
 
 

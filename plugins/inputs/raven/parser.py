@@ -18,7 +18,10 @@ Element names are case-insensitive, as on the devices.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import NamedTuple
 
 ROOTS = (
     "InstantaneousDemand", "CurrentSummationDelivered", "PriceCluster", "TimeCluster",
@@ -38,12 +41,13 @@ _CHILD_ANY_CASE = re.compile(_CHILD.pattern, re.IGNORECASE)
 _REFERENCE = re.compile(r"&(?:(lt|gt|amp|quot|apos)|#([0-9]{1,7})|#x([0-9a-fA-F]{1,6}));")
 _PREDEFINED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
 
+_NO_REPEATS: Mapping[str, list[str]] = MappingProxyType({})
+
 DEFAULT_MAX_FRAGMENT = 16 * 1024
 """The largest fragment kept; real ones are a few hundred bytes."""
 
 
-@dataclass(slots=True)
-class Fragment:
+class Fragment(NamedTuple):
     """One notification or reply: its root tag and its children, keyed by lower-case name.
 
     A child that appears more than once (MeterList's MeterMacId) keeps every value in
@@ -52,7 +56,7 @@ class Fragment:
 
     root: str
     children: dict[str, str]
-    repeated: dict[str, list[str]] = field(default_factory=dict)
+    repeated: Mapping[str, list[str]] = _NO_REPEATS
 
 
 @dataclass(slots=True)
@@ -95,15 +99,15 @@ class StreamParser:
             return out
         for tag in _BOUNDARY.finditer(lower, scan):
             scan = tag.end()
-            name = tag.group(2)
-            if not tag.group(1):  # a root start tag
+            closing, name = tag.groups()
+            if not closing:  # a root start tag
                 if start >= 0:
                     self.stats.truncated += 1
                 elif tag.start() > consumed:
                     self._discard(buffer, consumed, tag.start())
                 start, root, consumed = tag.start(), name, tag.start()
             elif start >= 0 and name == root:
-                self._complete(bytes(buffer[start:tag.end()]), name, out)
+                self._complete(buffer[start:scan], name, out)
                 start, consumed = -1, tag.end()
         if start >= 0 and len(buffer) - start > self.max_fragment:
             self.stats.oversized += 1
@@ -126,7 +130,7 @@ class StreamParser:
         self._lower.clear()
         self._start, self._root, self._scan = -1, b"", 0
 
-    def _complete(self, raw: bytes, root: bytes, out: list[Fragment]) -> None:
+    def _complete(self, raw: bytearray, root: bytes, out: list[Fragment]) -> None:
         if len(raw) > self.max_fragment:
             self.stats.oversized += 1
             return
@@ -138,7 +142,9 @@ class StreamParser:
             out.append(fragment)
 
     def _discard(self, buffer: bytearray, start: int, end: int) -> None:
-        self.stats.garbage_bytes += len(bytes(buffer[start:end]).translate(None, b" \t\r\n"))
+        skipped = buffer[start:end]
+        if not skipped.isspace():  # the line break after each fragment is not garbage
+            self.stats.garbage_bytes += len(skipped.translate(None, b" \t\r\n"))
 
 
 def _possible_tag_start(buffer: bytearray, after: int) -> int:
@@ -149,9 +155,10 @@ def _possible_tag_start(buffer: bytearray, after: int) -> int:
     return last
 
 
-def parse_fragment(raw: bytes, root: str) -> Fragment | None:
+def parse_fragment(raw: bytes | bytearray, root: str) -> Fragment | None:
     """A whole ``<Root>...</Root>`` fragment, or None when it is outside the grammar."""
-    text = raw.decode("cp1252", errors="replace")
+    # ASCII is cp1252's lower half and decodes ten times faster; 0xFF and friends are rare.
+    text = raw.decode("ascii") if raw.isascii() else raw.decode("cp1252", errors="replace")
     # The root's own tags hold children, not text, so they never match _CHILD: two of
     # the '<'s are theirs, every other one must belong to a child.
     tags = text.count("<") - 2
