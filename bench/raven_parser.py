@@ -3,9 +3,10 @@
     .venv/bin/python bench/raven_parser.py [FRAGMENTS]   (default 50,000)
 
 The stream mixes demand, summation and price fragments (5:2:1), one element per line as real
-devices send them. It is fed two ways: one fragment per read (what the plugin's
-read(4096) with a 0.1 s timeout gets from a meter pushing every few seconds), and
-64-byte reads (one full-speed USB packet each: the worst case). The reference is
+devices send them. It is fed two ways: one fragment per read, which is what the plugin
+gets (its read(4096) returns whatever arrived within 0.1 s; a ~400-byte fragment takes
+35 ms at 115200 baud and pushes are seconds apart), and 64-byte reads (one full-speed
+USB packet each), the worst case a different reader could create. The reference is
 aioraven's RAVEnReaderProtocol and RAVEnReader turning the same bytes into its RAVEnData
 dicts; ours includes decoding into typed readings. Each side runs three times,
 alternating, and its best time counts (as timeit does). Target >= 3x.

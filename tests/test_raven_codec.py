@@ -99,6 +99,9 @@ def test_children_are_found_by_name_in_any_order_and_case():
         b"<instantaneousdemand><DIVISOR>0x3e8</DIVISOR><demand>0x1f4</demand>"
         b"<Multiplier>0x1</Multiplier></INSTANTANEOUSDEMAND>")[0])
     assert reading.kw == 0.5
+    lenient = parse_all(b"<PriceCluster><Price >0x1</price><Rate-Label>x</Rate-Label>"
+                        b"</PriceCluster>")
+    assert lenient[0].children == {"price": "0x1", "rate-label": "x"}
 
 
 def test_a_bad_number_is_a_decode_error():

@@ -36,8 +36,10 @@ _BOUNDARY = re.compile(rb"<\s*(/?)\s*(" + b"|".join(_CANONICAL) + rb")\s*>")
 case-insensitively costs three times as much, and this runs on every read."""
 _LONGEST_TAG = max(len(name) for name in ROOTS) + 8
 _NAME = r"[A-Za-z_][\w.-]*"
-_CHILD = re.compile(rf"<({_NAME})\s*>([^<]*)</\1\s*>")
-_CHILD_ANY_CASE = re.compile(_CHILD.pattern, re.IGNORECASE)
+_CHILD = re.compile(r"<([A-Za-z_]\w*)>([^<]*)</\1>")
+"""A child as the devices write it: the fast pattern, tried first."""
+_CHILD_ANY_CASE = re.compile(rf"<({_NAME})\s*>([^<]*)</\1\s*>", re.IGNORECASE)
+"""Any child XML allows here: names with '.' or '-', blanks before '>', mixed case."""
 _REFERENCE = re.compile(r"&(?:(lt|gt|amp|quot|apos)|#([0-9]{1,7})|#x([0-9a-fA-F]{1,6}));")
 _PREDEFINED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
 
