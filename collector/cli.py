@@ -73,9 +73,9 @@ def _parser() -> argparse.ArgumentParser:
                                                   "plugin that fits each")
     devices.set_defaults(handler=_devices)
     emulate = commands.add_parser("emulate", help="serve an emulated instrument (demos, tests)",
-                                  description="serve an emulated instrument; NAME --help for "
-                                              f"its options; available: {_emulators()}")
-    emulate.add_argument("name", metavar="NAME")
+                                  description="serve an emulated instrument; without NAME, "
+                                              "list those installed; NAME --help for its options")
+    emulate.add_argument("name", metavar="NAME", nargs="?")
     emulate.add_argument("options", nargs=argparse.REMAINDER)
     emulate.set_defaults(handler=_emulate)
     return parser
@@ -85,6 +85,7 @@ _WITHOUT_CONFIG = ("devices", "emulate")
 
 
 def _emulators() -> str:
+    """Looked up only when asked for: reading every package's entry points is slow."""
     return ", ".join(registry.available("emulators")) or "none installed"
 
 
@@ -94,6 +95,9 @@ def _devices(args) -> int:
 
 
 def _emulate(args) -> int:
+    if args.name is None:
+        print(_emulators())
+        return 0
     try:
         serve = registry.load("emulators", args.name)
     except KeyError:

@@ -59,25 +59,21 @@ def attached() -> list[AttachedDevice]:
     return found
 
 
-def identify(device: AttachedDevice) -> list[str]:
-    """What every registered identifier says of ``device``."""
-    verdicts = []
-    for name in registry.available("devices"):
-        identifier: Identifier = registry.load("devices", name)
-        verdict = identifier(device)
-        if verdict:
-            verdicts.append(verdict)
-    return verdicts
+def identifiers() -> list[Identifier]:
+    """Every registered identifier, loaded once for a whole listing."""
+    return [registry.load("devices", name) for name in registry.available("devices")]
 
 
 def report(devices: list[AttachedDevice]) -> str:
     """The table ``collector devices`` prints."""
     if not devices:
         return "no serial ports or HID devices found"
+    known = identifiers()
     rows = [("kind", "path", "usb id", "serial", "description", "plugin")]
     for device in devices:
+        verdicts = [verdict for identify in known if (verdict := identify(device))]
         rows.append((device.kind, device.path, device.usb_id, device.serial_number or "-",
-                     device.description or "-", "; ".join(identify(device)) or "-"))
+                     device.description or "-", "; ".join(verdicts) or "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True))

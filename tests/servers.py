@@ -103,8 +103,13 @@ bind-address = "127.0.0.1:{self.rpc_port}"
     def command(self) -> list[str]:
         return [require("influxd"), "run", "-config", str(self.directory / "influxd.conf")]
 
-    def query(self, q: str, db: str = "", epoch: str = "ns") -> list[dict]:
-        """Run InfluxQL; returns the series of the first statement's result."""
+    def query(self, q: str, db: str = "", epoch: str = "ns",
+              missing_ok: bool = False) -> list[dict]:
+        """Run InfluxQL; returns the series of the first statement's result.
+
+        ``missing_ok``: a database not created yet (an output provisions it when it
+        starts) reads as empty instead of failing.
+        """
         body = urlencode({"q": q, "db": db, "epoch": epoch})
         response = HTTP.request("POST", self.url + "/query", body=body,
                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
@@ -113,13 +118,15 @@ bind-address = "127.0.0.1:{self.rpc_port}"
             raise RuntimeError(answer.get("error", answer))
         result = answer["results"][0]
         if "error" in result:
+            if missing_ok and result["error"].startswith("database not found"):
+                return []
             raise RuntimeError(result["error"])
         return result.get("series", [])
 
-    def rows(self, q: str, db: str) -> list[dict]:
+    def rows(self, q: str, db: str, missing_ok: bool = False) -> list[dict]:
         """Rows of every series as dicts, tags included."""
         out = []
-        for series in self.query(q, db):
+        for series in self.query(q, db, missing_ok=missing_ok):
             for values in series["values"]:
                 row = dict(zip(series["columns"], values, strict=True))
                 row.update(series.get("tags", {}))

@@ -57,18 +57,13 @@ class Sender:
 
 
 def stored_per_series(influxd) -> dict[str, int]:
-    try:
-        rows = influxd.rows("SELECT count(n) FROM flow GROUP BY \"series\"", "delivery")
-    except RuntimeError:
-        return {}
+    rows = influxd.rows("SELECT count(n) FROM flow GROUP BY \"series\"", "delivery",
+                        missing_ok=True)
     return {row["series"]: row["count"] for row in rows}
 
 
 def stored_numbers(influxd) -> set[int]:
-    try:
-        return {row["n"] for row in influxd.rows("SELECT n FROM flow", "delivery")}
-    except RuntimeError:
-        return set()
+    return {row["n"] for row in influxd.rows("SELECT n FROM flow", "delivery", missing_ok=True)}
 
 
 def start_collector(tmp_path, influxd, port, flush="0.5s"):

@@ -19,7 +19,14 @@ from plugins.inputs.raven.emulator import MALFORMED, Meter, MeterState
 from plugins.inputs.raven.identify import identify
 from plugins.inputs.raven.parser import StreamParser
 from tests.fixed_input import ListSink, agent_with_sink
-from tests.helpers import collector, run_collector, stop, wait_until, write_config
+from tests.helpers import (
+    collector,
+    open_fds,
+    run_collector,
+    stop,
+    wait_until,
+    write_config,
+)
 
 FAST = {"demand": 1.0, "summation": 1.5, "price": 2.0, "time": 2.0}
 """Push intervals for tests: demand every second, the resolution of the meter's clock."""
@@ -138,10 +145,6 @@ def test_identify_names_raven_and_emu2_ports():
     assert identify(port(0x0403, 0x6001)) is None
 
 
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
 def test_disconnect_20_times_resumes_after_rejoin_with_an_honest_gap(tmp_path, meter, served):
     sink = ListSink()
     agent = raven_agent(tmp_path, served.path, sink)
@@ -187,10 +190,7 @@ database = "{database}"
 """)
 
     def stored(q: str) -> list[dict]:
-        try:
-            return influxd.rows(q, database)
-        except RuntimeError:  # the database is not there until the output provisions it
-            return []
+        return influxd.rows(q, database, missing_ok=True)
 
     started = time.time_ns()
     process = collector("run", "-c", str(config))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import threading
 import time
@@ -25,7 +24,7 @@ from plugins.inputs.se521.emulator import (
 from plugins.inputs.se521.identify import identify
 from plugins.inputs.se521.transport import DeviceGone, Hidapi, HidTransport, NoReply
 from tests.fixed_input import ListSink, agent_with_sink
-from tests.helpers import collector, run_collector, stop, wait_until, write_config
+from tests.helpers import collector, open_fds, run_collector, stop, wait_until, write_config
 
 
 def se521_agent(tmp_path: Path, options: str, sink: ListSink, interval: str = "1s") -> Agent:
@@ -209,10 +208,6 @@ def test_hid_device_that_does_not_answer_k_is_not_taken(tmp_path):
 
 
 # ---------------------------------------------------------------- hot-plug and end to end
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
 def test_hot_plug_20_times_resumes_within_two_intervals_without_leaks(tmp_path, emulator):
     interval = 0.5
     sink = ListSink()
@@ -247,8 +242,7 @@ def test_hot_plug_20_times_resumes_within_two_intervals_without_leaks(tmp_path, 
 
 
 def test_end_to_end_collector_run_to_influxd(tmp_path, emulator, influxd, database):
-    emulator.device.state = InstrumentState(temperatures=[72.0, 68.5, -20.0, None],
-                                                unit="F")
+    emulator.device.state = InstrumentState(temperatures=[72.0, 68.5, -20.0, None], unit="F")
     config = write_config(tmp_path, f"""
 [agent]
 state_dir = "{tmp_path / 'state'}"
@@ -261,16 +255,11 @@ labels = {{ T1 = "panel" }}
 urls = ["{influxd.url}"]
 database = "{database}"
 """)
-    def stored() -> list[dict]:
-        try:
-            return influxd.query('SELECT last(celsius) FROM se521 GROUP BY "channel", "label", '
-                                 '"device", "host"', database)
-        except RuntimeError:  # the database is not there until the output provisions it
-            return []
-
     process = collector("run", "-c", str(config))
     try:
-        rows = wait_until(stored, timeout=30)
+        rows = wait_until(lambda: influxd.query(
+            'SELECT last(celsius) FROM se521 GROUP BY "channel", "label", "device", "host"',
+            database, missing_ok=True), timeout=30)
     finally:
         assert stop(process) == 0
     stored = {(s["tags"]["channel"], s["tags"]["label"]): s["values"][0][1] for s in rows}
@@ -300,6 +289,11 @@ def test_collector_emulate_serves_what_collector_test_reads(tmp_path):
     assert got == {"T1": {"state": "ok", "celsius": 30.0}, "T2": {"state": "unplugged"},
                    "T3": {"state": "ok", "celsius": 10.0},
                    "T4": {"state": "ok", "celsius": 1500.0}}
+
+
+def test_collector_emulate_without_a_name_lists_the_installed_emulators():
+    result = run_collector("emulate")
+    assert result.returncode == 0 and result.stdout.split() == ["emu2,", "raven,", "se521"]
 
 
 def test_collector_devices_lists_and_exits_cleanly():

@@ -10,6 +10,7 @@ backoff; nothing is ever zero-filled: a gap stays a gap, and the health point sa
 from __future__ import annotations
 
 import os
+import termios
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -116,7 +117,8 @@ class RavenInput(StreamingInput):
             failures = 0
             try:
                 self._session(port, acc, stop)
-            except (serial.SerialException, OSError) as err:
+            except (serial.SerialException, OSError, termios.error) as err:
+                # termios.error (tcflush on a vanished port) is not an OSError.
                 self.log.warning("%s: lost (%s); reopening", self.config.port, err)
             finally:
                 port.close()
