@@ -8,6 +8,7 @@ from collector.plugin import (
     NoOptions,
     Output,
     PluginContext,
+    Refused,
     RetryableError,
     StreamingInput,
     WriteResult,
@@ -16,6 +17,6 @@ from collector.units import ByteSize, Duration, Secret
 
 __all__ = [
     "Accumulator", "AttachedDevice", "ByteSize", "Duration", "FieldValue", "Input", "Metric",
-    "NoOptions", "Output", "PluginContext", "RetryableError", "Secret", "StreamingInput",
+    "NoOptions", "Output", "PluginContext", "Refused", "RetryableError", "Secret", "StreamingInput",
     "WriteResult",
 ]

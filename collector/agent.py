@@ -8,7 +8,6 @@ import math
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import schedule
@@ -23,9 +22,10 @@ from collector.stats import StatsRegistry
 
 log = logging.getLogger("collector")
 
-INPUT_COUNTERS = ("gathered", "errors", "skipped", "gather_time_ns", "metrics_invalid",
-                  "fields_invalid", "tags_invalid")
-OUTPUT_COUNTERS = ("written", "rejected", "retried", "errors", "write_latency_ns")
+INPUT_COUNTERS = ("gathered", "refused", "errors", "skipped", "gather_time_ns",
+                  "metrics_invalid", "fields_invalid", "tags_invalid")
+OUTPUT_COUNTERS = ("written", "rejected", "server_dropped", "retried", "errors",
+                   "write_latency_ns")
 
 
 def build_plugin(spec: PluginSpec, registry: StatsRegistry, state_dir: Path):
@@ -51,6 +51,8 @@ class Agent:
         self.state_dir = Path(self.settings.state_dir)
         self.stop_event = threading.Event()
         self.hostname = self.settings.hostname or socket.gethostname()
+        self.hurried = threading.Event()
+        """A second stop signal: cut the last flush short (the bookkeeping still runs)."""
         self.outputs: list[OutputRunner] = []
         if sinks is None:
             sinks = [self._output_runner(spec).spool for spec in config.outputs]
@@ -58,8 +60,6 @@ class Agent:
         self.polled: list[PolledInput] = []
         self.streaming: list[StreamingRunner] = []
         self.plugins: list[Input] = []
-        self._pool = ThreadPoolExecutor(max_workers=max(1, len(config.inputs)),
-                                        thread_name_prefix="gather")
         for spec in config.inputs:
             self._add_input(spec)
 
@@ -80,6 +80,7 @@ class Agent:
             flush_jitter=_first(options.flush_jitter, agent.flush_jitter),
             retry_max_interval=options.retry_max_interval,
         )
+        runner.count_drops_in(self.registry)
         self.outputs.append(runner)
         return runner
 
@@ -97,14 +98,14 @@ class Agent:
         interval = spec.options.interval or plugin.default_interval or self.settings.interval
         jitter = _first(spec.options.collection_jitter, self.settings.collection_jitter)
         self.polled.append(PolledInput(plugin, accumulator, context.stats, context.log,
-                                       interval, jitter, self._pool, self.stop_event))
+                                       interval, jitter, self.stop_event))
 
     # ------------------------------------------------------------------ modes
     def run(self) -> None:
         """Run until ``stop_event`` is set, then flush and close everything."""
         for output in self.outputs:
             output.start()
-        for runner in self.streaming:
+        for runner in [*self.streaming, *self.polled]:
             runner.start()
         log.info("started: %d inputs, %d outputs", len(self.plugins), len(self.outputs))
         try:
@@ -134,15 +135,40 @@ class Agent:
         self.close()
 
     def shutdown(self) -> None:
+        """Stop within ``shutdown_timeout`` in all: inputs first, then a last flush.
+
+        Whatever is not delivered by then stays spooled for the next start; a gather or
+        a write that hangs is left behind (its thread is a daemon), never waited for.
+        """
+        deadline = time.monotonic() + self.settings.shutdown_timeout
         self.stop_event.set()
-        timeout = self.settings.shutdown_timeout
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        for runner in self.streaming:
-            runner.thread.join(timeout)
+        for polled in self.polled:
+            polled.wake()
+        self._wait_for([runner.thread for runner in [*self.polled, *self.streaming]],
+                       deadline)
         for output in self.outputs:
-            output.stop(timeout)
+            output.begin_stop(deadline)
+        self._wait_for([output.thread for output in self.outputs], deadline)
         self.close()
-        log.info("stopped")
+        waiting = sum(output.spool.backlog for output in self.outputs)
+        log.info("stopped" + (f"; {waiting} metrics stay spooled for the next start"
+                              if waiting else ""))
+
+    def hurry(self) -> None:
+        """Cut the shutdown's last flush short."""
+        self.hurried.set()
+        for output in self.outputs:
+            output.hurry()
+
+    def _wait_for(self, threads: list[threading.Thread], deadline: float) -> None:
+        for thread in threads:
+            while thread.is_alive() and not self.hurried.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    log.warning("%s did not stop within shutdown_timeout; left behind",
+                                thread.name)
+                    break
+                thread.join(min(remaining, 0.05))
 
     def close(self) -> None:
         for plugin in [*self.plugins, *(output.output for output in self.outputs)]:
@@ -152,7 +178,6 @@ class Agent:
                 plugin.context.log.warning("close failed: %s", err)
         for output in self.outputs:
             output.spool.close()
-        self._pool.shutdown(wait=False)
 
     # --------------------------------------------------------------- schedule
     def _schedule_loop(self) -> None:

@@ -24,10 +24,9 @@ EXIT_CONFIG = 2
 class StdoutSink:
     """Stands in for the outputs in ``collector test``: line protocol to stdout."""
 
-    def append(self, payload: bytes, count: int) -> bool:
+    def append(self, payload: bytes, count: int) -> None:
         sys.stdout.buffer.write(payload)
         sys.stdout.buffer.flush()
-        return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,12 +119,21 @@ def _setup_logging(level: str) -> None:
 
 def _run(config, args) -> int:
     agent = Agent(config)
+    log = logging.getLogger("collector")
 
     def on_signal(signum, frame) -> None:
-        if agent.stop_event.is_set():
+        """First signal: flush and stop within shutdown_timeout. Second: cut the flush
+        short, still closing everything and logging "stopped". Third: exit at once."""
+        name = signal.Signals(signum).name
+        if agent.hurried.is_set():
+            os.write(2, f"collector: {name} again: exiting now\n".encode())
             os._exit(128 + signum)
-        logging.getLogger("collector").info("%s: flushing and stopping",
-                                            signal.Signals(signum).name)
+        if agent.stop_event.is_set():
+            log.warning("%s again: cutting the flush short (a third one exits at once)", name)
+            agent.hurry()
+            return
+        log.info("%s: flushing and stopping (within %.0f s)", name,
+                 config.agent.shutdown_timeout)
         agent.stop_event.set()
 
     signal.signal(signal.SIGTERM, on_signal)

@@ -6,8 +6,8 @@ import logging
 import random
 import threading
 import time
-from concurrent.futures import Executor
 
+from collector.episodes import ErrorReporter
 from collector.pipeline import InputAccumulator
 from collector.plugin import Input, StreamingInput
 from collector.stats import Counters
@@ -16,54 +16,53 @@ RESTART_FIRST = 1.0
 RESTART_LONGEST = 60.0
 
 
-class ErrorReporter:
-    """Logs an error when it first appears or changes, not on every interval."""
-
-    def __init__(self, log: logging.Logger) -> None:
-        self.log = log
-        self._last: str | None = None
-
-    def failed(self, err: BaseException) -> None:
-        message = f"{type(err).__name__}: {err}"
-        if message != self._last:
-            self.log.error("%s", message)
-        self._last = message
-
-    def succeeded(self) -> None:
-        if self._last is not None:
-            self.log.warning("recovered")
-            self._last = None
-
-
 class PolledInput:
-    """Schedules ``gather`` on a pool; a tick that finds the last gather running is skipped."""
+    """Gathers on its own worker thread when ticked; a tick that finds the last gather
+    still running is skipped and counted.
+
+    The worker is a daemon thread, not a pool's: a gather that hangs in a driver must
+    not keep the process from stopping within ``shutdown_timeout``.
+    """
 
     def __init__(self, plugin: Input, accumulator: InputAccumulator, counters: Counters,
-                 log: logging.Logger, interval: float, jitter: float, pool: Executor,
+                 log: logging.Logger, interval: float, jitter: float,
                  stop: threading.Event) -> None:
         self.plugin = plugin
         self.accumulator = accumulator
         self.counters = counters
         self.interval = interval
         self.jitter = jitter
-        self.pool = pool
         self.stop = stop
         self.errors = ErrorReporter(log)
+        self.thread = threading.Thread(target=self._work, name=f"gather-{log.name}",
+                                       daemon=True)
         self._busy = threading.Lock()
+        self._due = threading.Event()
+
+    def start(self) -> None:
+        self.thread.start()
 
     def tick(self) -> None:
         if not self._busy.acquire(blocking=False):
             self.counters.incr("skipped")
             return
-        self.pool.submit(self._gather_releasing)
+        self._due.set()
 
-    def _gather_releasing(self) -> None:
-        try:
-            if self.jitter and self.stop.wait(random.uniform(0, self.jitter)):
+    def wake(self) -> None:
+        """Let the worker see ``stop`` (it waits for the next tick otherwise)."""
+        self._due.set()
+
+    def _work(self) -> None:
+        while True:
+            self._due.wait()
+            self._due.clear()
+            if self.stop.is_set():
                 return
-            self.gather_once()
-        finally:
-            self._busy.release()
+            try:
+                if not (self.jitter and self.stop.wait(random.uniform(0, self.jitter))):
+                    self.gather_once()
+            finally:
+                self._busy.release()
 
     def gather_once(self) -> None:
         started = time.perf_counter_ns()

@@ -227,6 +227,12 @@ def split_lines(payload: bytes) -> list[bytes]:
     return [line.encode() + b"\n" for line in _split_lines(payload.decode()) if line]
 
 
+def count_lines(payload: bytes) -> int:
+    """Lines (so metrics) in a payload, even a damaged one: bytes that are not UTF-8
+    count as text, and a newline inside a quoted string does not end a line."""
+    return sum(1 for line in _split_lines(payload.decode("utf-8", "replace")) if line.strip())
+
+
 def _split_lines(text: str) -> list[str]:
     """Split on newlines that are not inside a quoted string field."""
     if '"' not in text:

@@ -7,18 +7,25 @@ import random
 import threading
 import time
 
-from collector.plugin import Output, RetryableError
-from collector.spool import Batch, Spool
-from collector.stats import Counters
+from collector.episodes import ErrorReporter
+from collector.plugin import Output, RetryableError, WriteResult
+from collector.spool import STATE_CODES, Batch, Spool
+from collector.stats import Counters, StatsRegistry
 
 FIRST_RETRY = 0.5
 LONGEST_RETRY_AFTER = 600.0
+DROP_REASONS = ("overflow", "corrupt", "server")
+"""Why acknowledged metrics were lost: the spool was full (drop_oldest), a record on
+disk was damaged, or the server discarded them (e.g. beyond its retention)."""
 
 
 class OutputRunner:
     """Owns a thread that drains the spool: a batch goes out when ``batch_size`` metrics
     wait or the flush interval passes. A failed batch stays in the spool and is retried
     with exponential backoff and jitter, or after the server's Retry-After.
+
+    Nothing stops the thread but ``stop``: an error from the output or the spool (a
+    full or failing disk included) is logged once per episode and retried.
     """
 
     def __init__(self, output: Output, spool: Spool, counters: Counters, log: logging.Logger,
@@ -32,31 +39,55 @@ class OutputRunner:
         self.flush_interval = flush_interval
         self.flush_jitter = flush_jitter
         self.retry_max_interval = retry_max_interval
+        self.errors = ErrorReporter(log)
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"output-{log.name}", daemon=True)
+        self._hurry = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"output-{log.name}", daemon=True)
         self._deadline: float | None = None
         self._failing = False
+        self._stalls = 0
         self._started = False
         counters.gauge("spool_bytes", lambda: spool.bytes)
-        counters.gauge("dropped", lambda: spool.dropped + counters.get("server_dropped"))
+        counters.gauge("spool_disk_bytes", lambda: spool.disk_bytes)
+        counters.gauge("spool_metrics", lambda: spool.backlog)
+        counters.gauge("spool_age_ns", spool.oldest_age_ns)
+        counters.gauge("spool_state", lambda: spool.state)
+        counters.gauge("spool_state_code", lambda: STATE_CODES[spool.state])
+        counters.gauge("refused", lambda: sum(spool.refused.values()))
+        counters.gauge("dropped", lambda: sum(spool.dropped.values())
+                       + counters.get("server_dropped"))
 
+    def count_drops_in(self, registry: StatsRegistry) -> None:
+        """Report drops by reason: ``internal_dropped,output=…,reason=… metrics=N``."""
+        for reason in DROP_REASONS:
+            by_reason = registry.counters("dropped", (), **self.counters.tags, reason=reason)
+            if reason == "server":
+                by_reason.gauge("metrics", lambda: self.counters.get("server_dropped"))
+            else:
+                by_reason.gauge("metrics", lambda reason=reason: self.spool.dropped[reason])
+
+    # ---------------------------------------------------------------- control
     def start(self) -> None:
-        self._thread.start()
+        self.thread.start()
 
-    def stop(self, timeout: float) -> None:
-        """Last flush within ``timeout`` seconds; what is not delivered stays spooled."""
-        self._deadline = time.monotonic() + timeout
+    def begin_stop(self, deadline: float) -> None:
+        """Deliver what is spooled until ``deadline`` (monotonic), then stop."""
+        self._deadline = deadline
         self._stopping.set()
         with self.spool.changed:
             self.spool.changed.notify_all()
-        self._thread.join(timeout + 5)
+
+    def hurry(self) -> None:
+        """Cut the last flush short: no new write and no more waiting."""
+        self._hurry.set()
 
     def flush(self, deadline: float) -> bool:
         """Deliver everything spooled before ``deadline``; True when nothing is left."""
         self._deadline = deadline
         self._start_output()
-        return self._drain()
+        return self._drain_guarded() and self.spool.backlog == 0
 
+    # ---------------------------------------------------------------- thread
     def _start_output(self) -> None:
         """The output's own start-up (e.g. provisioning), once, whichever mode runs it."""
         if self._started:
@@ -65,7 +96,8 @@ class OutputRunner:
         try:
             self.output.start()
         except Exception as err:
-            self.log.error("start-up failed, writing anyway: %s", err)
+            self.log.error("set-up failed (%s: %s); writing anyway, and trying it again when "
+                           "the server asks for it", type(err).__name__, err)
 
     def _run(self) -> None:
         self._start_output()
@@ -79,19 +111,37 @@ class OutputRunner:
                 )
             if self._stopping.is_set():
                 break
-            self._drain()
+            if not self._drain_guarded():
+                self._stopping.wait(self._backoff(self._stalls - 1, None))
             if time.monotonic() >= next_flush:
                 next_flush = self._next_flush()
-        self._drain()
+        self._drain_guarded()
 
     def _next_flush(self) -> float:
         return time.monotonic() + self.flush_interval + random.uniform(0, self.flush_jitter)
 
-    def _drain(self) -> bool:
-        while (batch := self.spool.read_batch(self.batch_size)) is not None:
-            if not self._deliver(batch):
-                return False
+    def _drain_guarded(self) -> bool:
+        """``_drain``; False when an error (the spool's disk, a bug) stopped it, which is
+        logged once per episode."""
+        try:
+            self._drain()
+        except Exception as err:
+            self.counters.incr("errors")
+            self._stalls += 1
+            self.errors.failed(err, "delivery stalled: ")
+            return False
+        self._stalls = 0
+        self.errors.succeeded("delivering again")
         return True
+
+    def _drain(self) -> None:
+        while not self._out_of_time() and (batch := self.spool.read_batch(self.batch_size)):
+            if not self._deliver(batch):
+                return
+
+    def _out_of_time(self) -> bool:
+        return self._hurry.is_set() or (
+            self._deadline is not None and time.monotonic() >= self._deadline)
 
     def _deliver(self, batch: Batch) -> bool:
         attempt = 0
@@ -116,12 +166,11 @@ class OutputRunner:
 
     def _wait(self, seconds: float) -> bool:
         """Sleep before a retry; False when shutdown or the flush deadline forbids it."""
-        if self._deadline is not None and time.monotonic() + seconds > self._deadline:
-            return False
         if self._deadline is None:
             return not self._stopping.wait(seconds)
-        time.sleep(seconds)
-        return True
+        if time.monotonic() + seconds > self._deadline:
+            return False
+        return not self._hurry.wait(seconds)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -135,11 +184,13 @@ class OutputRunner:
         log("write failed, retrying in %.1fs: %s", wait, message)
         self._failing = True
 
-    def _note_success(self, result, latency_ns: int) -> None:
+    def _note_success(self, result: WriteResult, latency_ns: int) -> None:
         if self._failing:
-            self.log.warning("writing again after errors")
+            self.log.info("writing again after errors")
             self._failing = False
         self.counters.incr("written", result.written)
         self.counters.incr("server_dropped", result.dropped)
         self.counters.incr("rejected", result.rejected)
         self.counters.set("write_latency_ns", latency_ns)
+        self.log.debug("wrote %d metrics in %.1f ms; %d waiting in the spool", result.written,
+                       latency_ns / 1e6, self.spool.backlog)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import Protocol
@@ -9,12 +10,14 @@ from typing import Protocol
 from collector.config import AgentConfig, InputOptions
 from collector.lineprotocol import Encoder
 from collector.metric import PRECISION_NS, FieldValue, Metric
+from collector.plugin import Refused
 from collector.shaping import Shaping
 from collector.stats import Counters
 
 
 class Sink(Protocol):
-    def append(self, payload: bytes, count: int) -> bool: ...
+    def append(self, payload: bytes, count: int) -> None:
+        """Store durably, or raise ``Refused`` having stored nothing."""
 
 
 class Pipeline:
@@ -39,10 +42,20 @@ class Pipeline:
                        self.base_tags, dict(options.tags), self.step_ns)
 
     def commit(self, payload: bytes, count: int) -> None:
-        """Store an encoded batch in every sink."""
+        """Store an encoded batch in every sink; raise ``Refused`` if any sink refused.
+
+        Every sink is tried, so one full spool does not starve the other outputs. The
+        refusal raised is the most serious one: a failing disk before a full spool.
+        """
+        refusals: list[Refused] = []
         with self._lock:
             for sink in self.sinks:
-                sink.append(payload, count)
+                try:
+                    sink.append(payload, count)
+                except Refused as refusal:
+                    refusals.append(refusal)
+        if refusals:
+            raise max(refusals, key=lambda refusal: refusal.storage_failed)
 
 
 class InputAccumulator:
@@ -50,7 +63,8 @@ class InputAccumulator:
 
     Buffered (polled inputs): metrics are held until the gather ends and committed in
     one durable write. Unbuffered (streaming inputs): every call commits before return.
-    Each input has its own encoder, so what it cannot encode is counted against it.
+    Each input has its own encoder, so what it cannot encode is counted against it, and
+    what a spool refuses is counted against it as ``refused``.
     """
 
     def __init__(self, pipeline: Pipeline, options: InputOptions, counters: Counters,
@@ -70,12 +84,19 @@ class InputAccumulator:
     def add_metrics(self, metrics: list[Metric]) -> None:
         if self.buffered:
             self._held.extend(metrics)
-        else:
+            return
+        with contextlib.suppress(Refused):  # counted; an instrument cannot send again
             self._commit(metrics)
 
-    def flush(self) -> None:
+    def store(self, metrics: list[Metric]) -> None:
+        """Commit now (after anything held), or raise ``Refused``."""
         held, self._held = self._held, []
-        self._commit(held)
+        self._commit(held + metrics)
+
+    def flush(self) -> None:
+        """End of a gather: commit what it held."""
+        with contextlib.suppress(Refused):  # counted in _commit
+            self.store([])
 
     def _commit(self, metrics: list[Metric]) -> None:
         if not metrics:
@@ -83,9 +104,14 @@ class InputAccumulator:
         with self._lock:
             stats = self._encoder.stats
             payload, count = self._encoder.encode(metrics)
-            if count:
+            self.counters.set("metrics_invalid", stats.metrics_dropped)
+            self.counters.set("fields_invalid", stats.fields_dropped)
+            self.counters.set("tags_invalid", stats.tags_dropped)
+            if not count:
+                return
+            try:
                 self.pipeline.commit(payload, count)
+            except Refused:
+                self.counters.incr("refused", count)
+                raise
         self.counters.incr("gathered", count)
-        self.counters.set("metrics_invalid", stats.metrics_dropped)
-        self.counters.set("fields_invalid", stats.fields_dropped)
-        self.counters.set("tags_invalid", stats.tags_dropped)

@@ -37,8 +37,31 @@ class PluginContext:
     state_dir: Path
 
 
+class Refused(Exception):
+    """Metrics were not stored: an output's spool is full (``spool_overflow =
+    "drop_newest"``) or its disk is full or failing. Nothing was acknowledged, so the
+    source may send them again later; an output that did store them keeps them."""
+
+    def __init__(self, reason: str, storage_failed: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.storage_failed = storage_failed
+        """True when the disk failed (HTTP 507), False when a spool said no (503)."""
+
+
 class Accumulator(Protocol):
-    """Where inputs put metrics. Once ``add*`` returns, the metrics are on disk."""
+    """Where inputs put metrics.
+
+    ``add`` and ``add_metrics`` suit instruments: once they return, the metrics are on
+    disk in every output's spool, or, if a spool refused them, the refusal is counted
+    against the input (``refused``) and logged by the spool; there is nothing an
+    instrument could do about it. A polled input's metrics are held until its gather
+    returns and stored together then.
+
+    ``store`` suits inputs whose source can send again (an HTTP client, an MQTT
+    broker): it stores at once and raises ``Refused`` when any spool refused, so the
+    input acknowledges to its source only what is durable.
+    """
 
     def add(
         self, name: str, fields: dict[str, FieldValue],
@@ -46,6 +69,8 @@ class Accumulator(Protocol):
     ) -> None: ...
 
     def add_metrics(self, metrics: list[Metric]) -> None: ...
+
+    def store(self, metrics: list[Metric]) -> None: ...
 
 
 class Input:

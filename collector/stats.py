@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+Value = int | float | str
+
 
 class Counters:
     """Named numbers for one plugin instance, safe to bump from any thread."""
@@ -13,10 +15,10 @@ class Counters:
         self.kind = kind
         self.tags = tags
         self._values: dict[str, int] = {}
-        self._gauges: dict[str, Callable[[], int]] = {}
+        self._gauges: dict[str, Callable[[], Value]] = {}
         self._lock = threading.Lock()
 
-    def gauge(self, name: str, read: Callable[[], int]) -> None:
+    def gauge(self, name: str, read: Callable[[], Value]) -> None:
         """Report ``read()`` under ``name``: for values owned elsewhere (spool size)."""
         with self._lock:
             self._gauges[name] = read
@@ -33,9 +35,9 @@ class Counters:
         with self._lock:
             return self._values.get(name, 0)
 
-    def snapshot(self) -> dict[str, int]:
+    def snapshot(self) -> dict[str, Value]:
         with self._lock:
-            values = dict(self._values)
+            values: dict[str, Value] = dict(self._values)
             gauges = list(self._gauges.items())
         values.update((name, read()) for name, read in gauges)
         return values

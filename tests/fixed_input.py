@@ -25,9 +25,17 @@ def agent_from(text: str, state_dir) -> Agent:
     return Agent(config_module.parse(f'[agent]\nstate_dir = "{state_dir}"\n' + text, "test"))
 
 
-def output_counters(agent: Agent, alias: str = "influxdb") -> dict[str, int]:
+def output_counters(agent: Agent, alias: str = "influxdb") -> dict:
+    return _counters(agent, "output", alias)
+
+
+def input_counters(agent: Agent, alias: str) -> dict:
+    return _counters(agent, "input", alias)
+
+
+def _counters(agent: Agent, kind: str, alias: str) -> dict:
     for counters in agent.registry.all():
-        if counters.tags.get("output") == alias:
+        if counters.kind == kind and counters.tags.get(kind) == alias:
             return counters.snapshot()
     raise KeyError(alias)
 
@@ -39,9 +47,8 @@ class ListSink:
     def __init__(self) -> None:
         self.payloads: list[bytes] = []
 
-    def append(self, payload: bytes, count: int) -> bool:
+    def append(self, payload: bytes, count: int) -> None:
         self.payloads.append(payload)
-        return True
 
     def metrics(self, name: str | None = None) -> list[Metric]:
         found = decode(b"".join(self.payloads))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,6 +54,39 @@ def write_config(directory: Path, text: str) -> Path:
     path = directory / "collector.toml"
     path.write_text(text)
     return path
+
+
+class Sender:
+    """Posts one numbered point per request to a listener, as a client that resends
+    what was not acknowledged; remembers what got a 204 and every status it got."""
+
+    def __init__(self, url: str, series: int = 3) -> None:
+        self.url = url
+        self.series = series
+        self.acknowledged: list[int] = []
+        self.statuses: Counter[int] = Counter()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._send, daemon=True)
+        self.base = time.time_ns()
+
+    def _send(self) -> None:
+        i = 0
+        while not self.stop.is_set():
+            body = b"flow,series=s%d n=%di %d\n" % (i % self.series, i, self.base + i)
+            status = post(self.url, body)
+            self.statuses[status] += 1
+            if status == 204:
+                self.acknowledged.append(i)
+                i += 1
+            else:
+                time.sleep(0.05)
+            time.sleep(0.01)
+
+    def per_series(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for i in self.acknowledged:
+            counts[f"s{i % self.series}"] = counts.get(f"s{i % self.series}", 0) + 1
+        return counts
 
 
 def post(url: str, body: bytes, path: str = "/write?precision=ns") -> int:

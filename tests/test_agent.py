@@ -8,15 +8,8 @@ from typing import ClassVar
 from collector import Input, Metric, StreamingInput, registry
 from collector import config as config_module
 from collector.agent import Agent
-from tests.fixed_input import ListSink, agent_from, register_input
+from tests.fixed_input import ListSink, agent_from, input_counters, register_input
 from tests.helpers import run_collector, write_config
-
-
-def input_counters(agent, alias):
-    for counters in agent.registry.all():
-        if counters.tags.get("input") == alias:
-            return counters.snapshot()
-    raise KeyError(alias)
 
 
 def run_for(agent, seconds: float) -> None:

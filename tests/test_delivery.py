@@ -1,14 +1,13 @@
 """Nothing acknowledged is lost: through an InfluxDB outage, kill -9, SIGTERM, full spool."""
 
 import itertools
-import threading
 import time
 
 import pytest
 
 from collector import Metric
-from tests.fixed_input import agent_from, output_counters, register_input
-from tests.helpers import collector, post, stop, wait_until, write_config
+from tests.fixed_input import agent_from, input_counters, output_counters, register_input
+from tests.helpers import Sender, collector, post, stop, wait_until, write_config
 from tests.servers import free_port
 
 CONFIG = """
@@ -25,35 +24,6 @@ database = "delivery"
 timeout = "2s"
 retry_max_interval = "2s"
 """
-
-
-class Sender:
-    """Posts one point per request to the listener; remembers what got a 204."""
-
-    def __init__(self, url: str, series: int = 3) -> None:
-        self.url = url
-        self.series = series
-        self.acknowledged: list[int] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._send, daemon=True)
-        self.base = time.time_ns()
-
-    def _send(self) -> None:
-        i = 0
-        while not self.stop.is_set():
-            body = b"flow,series=s%d n=%di %d\n" % (i % self.series, i, self.base + i)
-            if post(self.url, body) == 204:
-                self.acknowledged.append(i)
-                i += 1
-            else:
-                time.sleep(0.05)
-            time.sleep(0.01)
-
-    def per_series(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for i in self.acknowledged:
-            counts[f"s{i % self.series}"] = counts.get(f"s{i % self.series}", 0) + 1
-        return counts
 
 
 def stored_per_series(influxd) -> dict[str, int]:
@@ -147,8 +117,11 @@ spool_overflow = "{overflow}"
         polled.gather_once()
     spool = agent.outputs[0].spool
     counters = output_counters(agent)
-    assert counters["dropped"] > 0
-    assert counters["dropped"] + spool.pending == 2000
+    lost = counters["dropped"] if overflow == "drop_oldest" else counters["refused"]
+    assert lost > 0
+    assert lost + spool.pending == 2000
+    assert counters["dropped" if overflow == "drop_newest" else "refused"] == 0
+    assert input_counters(agent, f"burst_{overflow}")["refused"] == counters["refused"]
     assert counters["spool_bytes"] <= 64 * 1024
     oldest_kept = spool.read_batch(1).payload
     assert (b"gather=0i" in oldest_kept) == (overflow == "drop_newest")

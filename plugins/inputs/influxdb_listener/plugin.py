@@ -2,7 +2,9 @@
 
 Lets other programs (scripts, another collector, curl) push metrics through this
 collector's spool and outputs. A request is answered 204 only after its metrics are
-durably in every output's spool, so a 204 means "will be delivered".
+durably in every output's spool, so a 204 means "will be delivered". When a spool
+refuses them (full under ``drop_newest``: 503; disk full or failing: 507), the answer
+says why and carries Retry-After, so the client sends them again later.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
-from collector import Accumulator, ByteSize, StreamingInput
+from collector import Accumulator, ByteSize, Refused, StreamingInput
 from collector.binding import BindError
+from collector.episodes import ErrorReporter
 from collector.lineprotocol import LineProtocolError, decode
 from collector.metric import PRECISION_NS
+
+RETRY_AFTER_S = 10
 
 
 @dataclass
@@ -38,8 +43,8 @@ class InfluxDBListener(StreamingInput):
     def run(self, acc: Accumulator, stop: threading.Event) -> None:
         host, _, port = self.config.service_address.rpartition(":")
         handler = type("Handler", (_Handler,), {"acc": acc, "limit": self.config.max_body_size,
-                                                "log": self.context.log})
-        server = ThreadingHTTPServer((host or "0.0.0.0", int(port)), handler)
+                                                "errors": ErrorReporter(self.context.log)})
+        server = _Server((host or "0.0.0.0", int(port)), handler)
         server.daemon_threads = True
         serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
                                    name="influxdb-listener", daemon=True)
@@ -53,10 +58,16 @@ class InfluxDBListener(StreamingInput):
             serving.join()
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        """A request that failed has been answered 500 and logged once per episode by its
+        handler; the default would print a traceback for every one."""
+
+
 class _Handler(BaseHTTPRequestHandler):
     acc: Accumulator
     limit: int
-    log = None
+    errors: ErrorReporter
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
@@ -89,14 +100,26 @@ class _Handler(BaseHTTPRequestHandler):
         for metric in metrics:
             if not metric.time_ns:
                 metric.time_ns = now
-        self.acc.add_metrics(metrics)
+        try:
+            self.acc.store(metrics)
+        except Refused as refusal:
+            self._answer(507 if refusal.storage_failed else 503,
+                         f"not stored: {refusal.reason}; send again later", RETRY_AFTER_S)
+            return
+        except Exception as err:
+            self.errors.failed(err, "storing a request failed: ")
+            self._answer(500, f"not stored: {type(err).__name__}")
+            return
+        self.errors.succeeded("storing requests again")
         self._answer(204)
 
-    def _answer(self, status: int, error: str = "") -> None:
+    def _answer(self, status: int, error: str = "", retry_after: int | None = None) -> None:
         body = json.dumps({"error": error}).encode() if error else b""
         self.send_response(status)
         if body:
             self.send_header("Content-Type", "application/json")
+        if retry_after is not None:
+            self.send_header("Retry-After", str(retry_after))
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
