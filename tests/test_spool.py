@@ -14,6 +14,7 @@ import pytest
 from collector import Refused
 from collector.spool import SUFFIX, Spool
 from collector.spool_format import HEADER
+from tests.disk import fill, small_disk
 
 
 def record(i: int, lines: int = 1) -> bytes:
@@ -296,3 +297,32 @@ def test_kill_9_loses_nothing_that_append_returned(tmp_path, kill_after):
     assert acknowledged == kill_after
     lines = drain(Spool(tmp_path, max_bytes=10**7))
     assert lines[:acknowledged] == [b"m v=%di" % i for i in range(acknowledged)]
+
+
+def test_an_append_cut_short_by_a_full_disk_leaves_the_segment_readable(tmp_path, caplog):
+    """The write that runs out of space is undone; once space returns, appends to the
+    same segment are readable, and nothing is reported damaged."""
+    with small_disk(tmp_path / "disk", "1m") as disk:
+        spool = Spool(disk / "spool", max_bytes=10**6, segment_bytes=256 * 1024)
+        spool.append(record(0), 1)
+        filler = fill(disk, leave=1500)
+        stored, refused = [0], 0
+        for i in range(1, 40):
+            try:
+                spool.append(record(i, lines=10), 10)
+                stored.append(i)
+            except Refused as refusal:
+                assert refusal.storage_failed
+                refused += 1
+        assert refused and len(stored) > 1, "some fitted, then the disk was full"
+        filler.unlink()
+        for i in range(40, 50):
+            spool.append(record(i, lines=10), 10)
+            stored.append(i)
+        assert len(segments(disk / "spool")) == 1
+        with caplog.at_level(logging.ERROR):
+            lines = drain(spool)
+            spool.close()
+            lines += drain(Spool(disk / "spool", max_bytes=10**6, segment_bytes=256 * 1024))
+    assert lines == [line for i in stored for line in record(i, 1 if i == 0 else 10).splitlines()]
+    assert "damaged" not in caplog.text
