@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from collector.emulation import PtyServer, serve_until_signalled
+from collector.emulation import EmulatorArguments, PtyServer, serve_until_signalled
 from plugins.inputs.raven.decoder import Y2K_EPOCH_S
 from plugins.inputs.raven.parser import parse_fragment
 
@@ -220,16 +220,24 @@ def _warning(text: str) -> bytes:
 
 
 # ---------------------------------------------------------------- collector emulate raven|emu2
+MAX_CLOCK_SKEW_S = 10 * 365 * 86400
+"""Further off than this, the meter's time could fall before its 2000 epoch."""
+
+
 def _main(model: Literal["raven", "emu2"], argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog=f"collector emulate {model}",
-                                     description=f"Serve an emulated {model} on a pty.")
-    parser.add_argument("--link", type=Path, help="also serve at this path (a symlink)")
-    parser.add_argument("--demand-w", type=int, default=864,
-                        help="demand in watts; negative while exporting")
-    parser.add_argument("--demand-interval", type=float, default=8.0, metavar="S")
-    parser.add_argument("--summation-interval", type=float, default=30.0, metavar="S")
-    parser.add_argument("--clock-skew", type=int, default=0, metavar="S",
-                        help="the meter's clock minus the host's")
+    parser = EmulatorArguments(prog=f"collector emulate {model}",
+                               description=f"Serve an emulated {model} on a pty until interrupted.")
+    parser.add_argument("--link", type=Path, metavar="PATH",
+                        help="also serve at PATH, a symlink to the pty as a udev rule would "
+                             "make; anything else already there is left alone")
+    parser.add_argument("--demand-w", type=_watts, default=864, metavar="W",
+                        help="demand in watts; negative while exporting (default: 864)")
+    parser.add_argument("--demand-interval", type=_interval, default=8.0, metavar="S",
+                        help="seconds between demand pushes (default: 8)")
+    parser.add_argument("--summation-interval", type=_interval, default=30.0, metavar="S",
+                        help="seconds between summation pushes (default: 30)")
+    parser.add_argument("--clock-skew", type=_clock_skew, default=0, metavar="S",
+                        help="the meter's clock minus the host's, in seconds (default: 0)")
     args = parser.parse_args(argv)
     state = MeterState(model=model, demand_w=args.demand_w, clock_skew_s=args.clock_skew)
     if model == "emu2":
@@ -237,7 +245,40 @@ def _main(model: Literal["raven", "emu2"], argv: list[str]) -> int:
     state.intervals.update(demand=args.demand_interval, summation=args.summation_interval)
     meter = Meter(state)
     meter.rejoin(JOIN_SEQUENCE)
-    return serve_until_signalled(PtyServer(meter, args.link), model.upper())
+    return serve_until_signalled(PtyServer(meter, args.link), model.upper(), parser.prog)
+
+
+def _watts(text: str) -> int:
+    """``--demand-w``: whole watts that the 32-bit signed Demand can carry."""
+    try:
+        watts = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of watts") from None
+    if not -(2**31) <= watts < 2**31:
+        raise argparse.ArgumentTypeError(f"{text} does not fit the 32-bit Demand")
+    return watts
+
+
+def _interval(text: str) -> float:
+    """A push interval: the device's schedule takes 1 to 65535 s; tests go faster."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < seconds <= 0xFFFF:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"{text} is not within 0 < S <= 65535")
+    return seconds
+
+
+def _clock_skew(text: str) -> int:
+    try:
+        seconds = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") \
+            from None
+    if abs(seconds) > MAX_CLOCK_SKEW_S:
+        raise argparse.ArgumentTypeError(f"{text} is more than ten years")
+    return seconds
 
 
 def main_raven(argv: list[str]) -> int:
