@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import threading
 import time
@@ -105,6 +106,37 @@ def test_each_meter_of_a_device_is_its_own_series(tmp_path, meter, served):
         wait_until(lambda: {m.tags["meter_mac"] for m in sink.metrics("raven_demand")} == {
             "0x00135003007c1a2b", "0x00135003007c9999"}, timeout=10)
     assert meter.commands.count("set_schedule") == 2, "one per meter"
+
+
+def test_an_absent_port_is_logged_once_and_so_is_its_return(tmp_path, meter, caplog):
+    caplog.set_level(logging.INFO, logger="collector.inputs.raven")
+    port = tmp_path / "raven"
+    sink = ListSink()
+    agent = raven_agent(tmp_path, str(port), sink)
+
+    def logged(start: str) -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.getMessage().startswith(start)]
+
+    def absent_points() -> list:
+        return [m for m in sink.metrics("raven_health") if m.fields["state"] == "absent"]
+
+    server = PtyServer(meter, port)
+    try:
+        with Running(agent):
+            wait_until(lambda: len(absent_points()) >= 3, timeout=10)
+            assert logged(f"{port}: absent") == [f"{port}: absent: no such port"]
+            assert all("seconds_since_push" not in m.fields for m in absent_points()), \
+                "nothing was ever pushed"
+            server.start()
+            wait_until(lambda: sink.metrics("raven_demand"), timeout=10)
+            since_push = wait_until(lambda: [m.fields["seconds_since_push"]
+                                             for m in sink.metrics("raven_health")
+                                             if "seconds_since_push" in m.fields], timeout=5)
+    finally:
+        server.close()
+    assert 0 <= since_push[0] < 2
+    assert len(logged(f"{port}: absent")) == 1, "not once per look at the missing port"
+    assert len(logged(f"{port}: open")) == 1
 
 
 def test_malformed_stream_pieces_are_skipped_and_counted(tmp_path, meter, served):
