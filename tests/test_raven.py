@@ -15,8 +15,9 @@ from collector import AttachedDevice
 from collector.agent import Agent
 from collector.emulation import PtyServer
 from collector.lineprotocol import decode
-from plugins.inputs.raven import commands
-from plugins.inputs.raven.emulator import MALFORMED, Meter, MeterState
+from plugins.inputs.raven import commands, decoder
+from plugins.inputs.raven.emulated_energy import DEMO_DAY, DemandWander
+from plugins.inputs.raven.emulator import JOIN_SEQUENCE, MALFORMED, Meter, MeterState
 from plugins.inputs.raven.identify import identify
 from plugins.inputs.raven.parser import StreamParser
 from tests.fixed_input import ListSink, agent_with_sink
@@ -167,6 +168,85 @@ def test_emulator_answers_from_cache_refreshes_on_request_and_warns():
     assert warning[0].root == "Warning" and warning[0].children["text"] == "Unknown command"
 
 
+class EmulatedTime:
+    """A monotonic clock (ns) that only the test moves: hours of a meter in no time."""
+
+    def __init__(self) -> None:
+        self.ns = 0
+
+    def __call__(self) -> int:
+        return self.ns
+
+    def advance(self, seconds: float) -> None:
+        self.ns += round(seconds * 1e9)
+
+
+def ask(meter: Meter, name: str) -> decoder.Reading:
+    """The reading a fresh ``get_*`` command returns, through the real parser and decoder."""
+    (fragment,) = StreamParser().feed(meter.feed(commands.refresh(name)))
+    return decoder.decode(fragment)
+
+
+def summation(meter: Meter) -> decoder.Summation:
+    return ask(meter, "get_current_summation_delivered")
+
+
+def test_summation_grows_by_demand_times_time_in_the_direction_of_flow():
+    clock = EmulatedTime()
+    meter = Meter(MeterState(demand_w=864), clock=clock)
+    start = summation(meter)
+    clock.advance(130)
+    importing = summation(meter)
+    assert importing.delivered_raw - start.delivered_raw == 31, "864 W x 130 s = 31.2 Wh"
+    assert importing.received_raw == start.received_raw
+    meter.state.demand_w = -1500
+    clock.advance(3600)
+    exporting = summation(meter)
+    assert exporting.received_raw - start.received_raw == 1500
+    assert exporting.delivered_raw == importing.delivered_raw
+    meter.state.demand_w = 864
+    clock.advance(3600)
+    assert summation(meter).delivered_raw - start.delivered_raw == 895, (
+        "31.2 + 864 Wh: the 0.2 Wh left over from the first step is not lost")
+
+
+def test_wandering_demand_exports_at_midday_and_the_registers_integrate_it():
+    clock = EmulatedTime()
+    meter = Meter(MeterState(), wander=DemandWander(base_w=864, solar_peak_w=2500),
+                  clock=clock)
+    start = summation(meter)
+    demands = []
+    for _ in range(600):
+        demands.append(ask(meter, "get_instantaneous_demand").raw)
+        clock.advance(1)
+    end = summation(meter)
+    assert min(demands) < 0 < max(demands), "import at night, export at midday"
+    assert len(set(demands)) > 100, "a curve, not a constant"
+    imported_ws = sum(w for w in demands if w > 0)
+    exported_ws = sum(-w for w in demands if w < 0)
+    assert end.delivered_raw - start.delivered_raw == imported_ws // 3600
+    assert end.received_raw - start.received_raw == exported_ws // 3600
+
+
+def test_a_joined_meter_pushes_its_connection_status_now_and_then():
+    clock = EmulatedTime()
+    meter = Meter(MeterState(join_step_s=1, connection_interval=60), clock=clock)
+    parser = StreamParser()
+
+    def statuses_pushed_within(seconds: int) -> list[str]:
+        pushed = []
+        for _ in range(seconds):
+            pushed += [f.children["status"] for f in parser.feed(meter.poll())
+                       if f.root == "ConnectionStatus"]
+            clock.advance(1)
+        return pushed
+
+    meter.rejoin(JOIN_SEQUENCE)
+    assert statuses_pushed_within(len(JOIN_SEQUENCE)) == list(JOIN_SEQUENCE)
+    assert statuses_pushed_within(59) == []
+    assert statuses_pushed_within(60) == ["Connected"]
+
+
 def test_identify_names_raven_and_emu2_ports():
     def port(vid: int, pid: int) -> AttachedDevice:
         return AttachedDevice("serial", "/dev/ttyUSB0", vid, pid, "", "")
@@ -236,7 +316,9 @@ database = "{database}"
         assert {row["meter_mac"] for row in rows} == {"0x00135003007c1a2b"}
         assert {row["host"] for row in rows} == {"pi"}
     assert {(row["kw"], row["raw"]) for row in demand} == {(0.864, 864)}
-    assert {row["delivered_kwh"] for row in summation} == {113007.485}
+    delivered = [row["delivered_kwh"] for row in summation]
+    assert delivered == sorted(delivered), "energy only ever grows"
+    assert 113007.485 <= delivered[0] <= delivered[-1] <= meter.state.delivered_wh / 1000
 
 
 def test_embedded_defaults_read_the_emulator_when_no_meter_is_attached():
@@ -244,5 +326,6 @@ def test_embedded_defaults_read_the_emulator_when_no_meter_is_attached():
     result = run_collector("test", "--wait", "3", env={"COLLECTOR_CONFIG": ""})
     assert result.returncode == 0, result.stderr
     demand = [m for m in decode(result.stdout) if m.name == "raven_demand"]
-    assert demand and all(m.tags["emulated"] == "true" and m.fields["kw"] == 0.864
-                          for m in demand)
+    assert demand and all(m.tags["emulated"] == "true" for m in demand)
+    assert demand[0].fields["kw"] == pytest.approx(DEMO_DAY.demand_w(0) / 1000, abs=0.1), \
+        "the demo day, which wanders and exports at midday"

@@ -22,6 +22,7 @@ from collector import Accumulator, Duration, StreamingInput
 from collector.binding import BindError
 from collector.emulation import PtyServer
 from plugins.inputs.raven import commands, decoder
+from plugins.inputs.raven.emulated_energy import DEMO_DAY
 from plugins.inputs.raven.emulator import Meter
 from plugins.inputs.raven.parser import StreamParser
 
@@ -92,7 +93,7 @@ class RavenInput(StreamingInput):
         self._emulator: PtyServer | None = None
         self._extra_tags: dict[str, str] = {}
         if config.emulate_when_absent and not os.path.exists(config.port):
-            self._emulator = PtyServer(Meter()).start()
+            self._emulator = PtyServer(Meter(wander=DEMO_DAY)).start()
             self.log.warning("nothing at %s: reading the built-in RAVEn emulator at %s "
                              "(emulate_when_absent = true)", config.port, self._emulator.path)
             self.config = replace(config, port=self._emulator.path)
