@@ -48,8 +48,9 @@ class MeterState:
     device_mac: str = "0xd8d5b9000000abcd"
     meters: list[str] = field(default_factory=lambda: ["0x00135003007c1a2b"])
     demand_w: int = 864
-    """Negative while exporting (solar). A change counts from the meter's next step (its
-    next poll: every 20 ms when served on a pty)."""
+    """Negative while exporting (solar). A change counts from the meter's latest step
+    (it steps at every poll and command: every 20 ms when served on a pty); a wandering
+    meter sets it itself."""
     delivered_wh: int = 113_007_485
     """Imported energy; grows with positive demand."""
     received_wh: int = 0
