@@ -2,21 +2,28 @@
 
 A plugin's emulator implements ``SerialDevice`` (bytes from the host in, its answers
 out; plus what it sends unprompted) and ``PtyServer`` does the rest: a pty, optionally
-behind a stable symlink as a udev rule would give, that can vanish and come back like
-an unplugged USB serial adapter.
+behind a stable symlink as a udev rule would give (``PtyLink``: it never harms what
+else is at that path), that can vanish and come back like an unplugged USB serial
+adapter. ``EmulatorArguments`` and ``serve_until_signalled`` are the shared half of
+every ``collector emulate NAME`` command.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import select
 import signal
+import sys
 import threading
 import tty
 from pathlib import Path
-from typing import Protocol
+from typing import NoReturn, Protocol
+
+from collector.pty_link import LinkRefused, PtyLink
 
 POLL_INTERVAL_S = 0.02
+EXIT_USAGE = 2
 
 
 class SerialDevice(Protocol):
@@ -28,12 +35,17 @@ class SerialDevice(Protocol):
 
 
 class PtyServer:
-    """Serves a ``SerialDevice`` on a pty; ``disconnect``/``reconnect`` unplug and replug."""
+    """Serves a ``SerialDevice`` on a pty; ``disconnect``/``reconnect`` unplug and replug.
+
+    With a ``link``, ``start`` claims that path (or raises ``LinkRefused``) and keeps it
+    until ``close``, so no other emulator takes it over while this one is unplugged.
+    """
 
     def __init__(self, device: SerialDevice, link: Path | None = None) -> None:
         self.device = device
         self.link = link
         self.tty_path = ""
+        self._link = PtyLink(link) if link else None
         self._connection: _PtyConnection | None = None
 
     @property
@@ -42,25 +54,33 @@ class PtyServer:
         return str(self.link) if self.link else self.tty_path
 
     def start(self) -> PtyServer:
-        self.reconnect()
+        if self._link:
+            self._link.claim()
+        try:
+            self.reconnect()
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def reconnect(self) -> None:
         self.disconnect()
         self._connection = _PtyConnection(self.device)
         self.tty_path = self._connection.tty_path
-        if self.link:
-            self.link.unlink(missing_ok=True)
-            self.link.symlink_to(self.tty_path)
+        if self._link:
+            self._link.point_to(self.tty_path)
 
     def disconnect(self) -> None:
-        if self.link:
-            self.link.unlink(missing_ok=True)
+        if self._link:
+            self._link.remove()
         if self._connection:
             self._connection.close()
             self._connection = None
 
-    close = disconnect
+    def close(self) -> None:
+        self.disconnect()
+        if self._link:
+            self._link.release()
 
 
 class _PtyConnection:
@@ -93,13 +113,28 @@ class _PtyConnection:
         os.close(self.slave)
 
 
-def serve_until_signalled(server: PtyServer, what: str) -> int:
-    """``collector emulate``: announce the path, serve until SIGINT/SIGTERM, clean up."""
-    server.start()
-    print(f"{what} emulator serving {server.path} (tty {server.tty_path})", flush=True)
+class EmulatorArguments(argparse.ArgumentParser):
+    """An emulator's options: a bad one is one line on stderr and exit 2, not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def serve_until_signalled(server: PtyServer, what: str, prog: str) -> int:
+    """``collector emulate``: announce the path, serve until SIGINT/SIGTERM, clean up.
+
+    A path that cannot be served (refused, or its directory missing) is one line on
+    stderr naming it, and exit 2.
+    """
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    try:
+        server.start()
+    except (LinkRefused, OSError) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{what} emulator serving {server.path} (tty {server.tty_path})", flush=True)
     stop.wait()
     server.close()
     return 0

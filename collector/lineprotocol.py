@@ -1,6 +1,6 @@
 """InfluxDB line protocol: a fast encoder and a decoder that parses as influxd 1.x does.
 
-Rules (see shared/reference/influxdb.md): measurement escapes comma and space; tag
+Rules (InfluxDB 1.x's line protocol reference): measurement escapes comma and space; tag
 keys, tag values and field keys escape comma, '=' and space; string fields escape '"'
 and backslash; tab/CR/LF/FF in names are written as their backslash sequences, as
 Telegraf does. Integers get an ``i`` suffix and must fit in int64 (``u`` is never

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import threading
 import time
@@ -14,8 +15,9 @@ from collector import AttachedDevice
 from collector.agent import Agent
 from collector.emulation import PtyServer
 from collector.lineprotocol import decode
-from plugins.inputs.raven import commands
-from plugins.inputs.raven.emulator import MALFORMED, Meter, MeterState
+from plugins.inputs.raven import commands, decoder
+from plugins.inputs.raven.emulated_energy import DEMO_DAY, DemandWander
+from plugins.inputs.raven.emulator import JOIN_SEQUENCE, MALFORMED, Meter, MeterState
 from plugins.inputs.raven.identify import identify
 from plugins.inputs.raven.parser import StreamParser
 from tests.fixed_input import ListSink, agent_with_sink
@@ -45,12 +47,13 @@ def served(tmp_path, meter):
     server.close()
 
 
-def raven_agent(tmp_path: Path, port: str, sink: ListSink, extra: str = "") -> Agent:
+def raven_agent(tmp_path: Path, port: str, sink: ListSink, extra: str = "",
+                health_interval: str = "0.5s") -> Agent:
     return agent_with_sink(f"""omit_hostname = true
 [[inputs.raven]]
 port = "{port}"
 expected_interval = "1s"
-health_interval = "0.5s"
+health_interval = "{health_interval}"
 {extra}
 """, tmp_path / "state", sink)
 
@@ -107,6 +110,37 @@ def test_each_meter_of_a_device_is_its_own_series(tmp_path, meter, served):
     assert meter.commands.count("set_schedule") == 2, "one per meter"
 
 
+def test_an_absent_port_is_logged_once_and_so_is_its_return(tmp_path, meter, caplog):
+    caplog.set_level(logging.INFO, logger="collector.inputs.raven")
+    port = tmp_path / "raven"
+    sink = ListSink()
+    agent = raven_agent(tmp_path, str(port), sink)
+
+    def logged(start: str) -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.getMessage().startswith(start)]
+
+    def absent_points() -> list:
+        return [m for m in sink.metrics("raven_health") if m.fields["state"] == "absent"]
+
+    server = PtyServer(meter, port)
+    try:
+        with Running(agent):
+            wait_until(lambda: len(absent_points()) >= 3, timeout=10)
+            assert logged(f"{port}: absent") == [f"{port}: absent: no such port"]
+            assert all("seconds_since_push" not in m.fields for m in absent_points()), \
+                "nothing was ever pushed"
+            server.start()
+            wait_until(lambda: sink.metrics("raven_demand"), timeout=10)
+            since_push = wait_until(lambda: [m.fields["seconds_since_push"]
+                                             for m in sink.metrics("raven_health")
+                                             if "seconds_since_push" in m.fields], timeout=5)
+    finally:
+        server.close()
+    assert 0 <= since_push[0] < 2
+    assert len(logged(f"{port}: absent")) == 1, "not once per look at the missing port"
+    assert len(logged(f"{port}: open")) == 1
+
+
 def test_malformed_stream_pieces_are_skipped_and_counted(tmp_path, meter, served):
     sink = ListSink()
     agent = raven_agent(tmp_path, served.path, sink)
@@ -135,6 +169,85 @@ def test_emulator_answers_from_cache_refreshes_on_request_and_warns():
     assert warning[0].root == "Warning" and warning[0].children["text"] == "Unknown command"
 
 
+class EmulatedTime:
+    """A monotonic clock (ns) that only the test moves: hours of a meter in no time."""
+
+    def __init__(self) -> None:
+        self.ns = 0
+
+    def __call__(self) -> int:
+        return self.ns
+
+    def advance(self, seconds: float) -> None:
+        self.ns += round(seconds * 1e9)
+
+
+def ask(meter: Meter, name: str) -> decoder.Reading:
+    """The reading a fresh ``get_*`` command returns, through the real parser and decoder."""
+    (fragment,) = StreamParser().feed(meter.feed(commands.refresh(name)))
+    return decoder.decode(fragment)
+
+
+def summation(meter: Meter) -> decoder.Summation:
+    return ask(meter, "get_current_summation_delivered")
+
+
+def test_summation_grows_by_demand_times_time_in_the_direction_of_flow():
+    clock = EmulatedTime()
+    meter = Meter(MeterState(demand_w=864), clock=clock)
+    start = summation(meter)
+    clock.advance(130)
+    importing = summation(meter)
+    assert importing.delivered_raw - start.delivered_raw == 31, "864 W x 130 s = 31.2 Wh"
+    assert importing.received_raw == start.received_raw
+    meter.state.demand_w = -1500
+    clock.advance(3600)
+    exporting = summation(meter)
+    assert exporting.received_raw - start.received_raw == 1500
+    assert exporting.delivered_raw == importing.delivered_raw
+    meter.state.demand_w = 864
+    clock.advance(3600)
+    assert summation(meter).delivered_raw - start.delivered_raw == 895, (
+        "31.2 + 864 Wh: the 0.2 Wh left over from the first step is not lost")
+
+
+def test_wandering_demand_exports_at_midday_and_the_registers_integrate_it():
+    clock = EmulatedTime()
+    meter = Meter(MeterState(), wander=DemandWander(base_w=864, solar_peak_w=2500),
+                  clock=clock)
+    start = summation(meter)
+    demands = []
+    for _ in range(600):
+        demands.append(ask(meter, "get_instantaneous_demand").raw)
+        clock.advance(1)
+    end = summation(meter)
+    assert min(demands) < 0 < max(demands), "import at night, export at midday"
+    assert len(set(demands)) > 100, "a curve, not a constant"
+    imported_ws = sum(w for w in demands if w > 0)
+    exported_ws = sum(-w for w in demands if w < 0)
+    assert end.delivered_raw - start.delivered_raw == imported_ws // 3600
+    assert end.received_raw - start.received_raw == exported_ws // 3600
+
+
+def test_a_joined_meter_pushes_its_connection_status_now_and_then():
+    clock = EmulatedTime()
+    meter = Meter(MeterState(join_step_s=1, connection_interval=60), clock=clock)
+    parser = StreamParser()
+
+    def statuses_pushed_within(seconds: int) -> list[str]:
+        pushed = []
+        for _ in range(seconds):
+            pushed += [f.children["status"] for f in parser.feed(meter.poll())
+                       if f.root == "ConnectionStatus"]
+            clock.advance(1)
+        return pushed
+
+    meter.rejoin(JOIN_SEQUENCE)
+    assert statuses_pushed_within(len(JOIN_SEQUENCE)) == list(JOIN_SEQUENCE)
+    assert statuses_pushed_within(59) == []
+    assert statuses_pushed_within(60) == ["Connected"]
+
+
 def test_identify_names_raven_and_emu2_ports():
     def port(vid: int, pid: int) -> AttachedDevice:
         return AttachedDevice("serial", "/dev/ttyUSB0", vid, pid, "", "")
@@ -146,23 +259,29 @@ def test_identify_names_raven_and_emu2_ports():
 
 
 def test_disconnect_20_times_resumes_after_rejoin_with_an_honest_gap(tmp_path, meter, served):
+    meter.state.join_step_s = 0.1
     sink = ListSink()
-    agent = raven_agent(tmp_path, served.path, sink)
+    agent = raven_agent(tmp_path, served.path, sink, health_interval="0.1s")
+
+    def health_since(moment_ns: int) -> set[str]:
+        return {m.fields["state"] for m in sink.metrics("raven_health") if m.time_ns > moment_ns}
+
     with Running(agent):
         wait_until(lambda: sink.metrics("raven_demand"), timeout=10)
         fds, threads = open_fds(), threading.active_count()
-        for _ in range(20):
+        for cycle in range(1, 21):
+            pushed = len(sink.metrics("raven_demand"))
             served.disconnect()
             gone = time.time_ns()
-            time.sleep(5)
+            wait_until(lambda gone=gone: "absent" in health_since(gone), timeout=5, every=0.02)
             served.reconnect()
+            # The stick joins the meter's network once the host has the port open (it
+            # sends initialize first), so every step of the rejoin reaches the host.
+            wait_until(lambda cycle=cycle: meter.commands.count("initialize") > cycle,
+                       timeout=5, every=0.02)
             meter.rejoin()
-            back = time.time_ns()
-            wait_until(lambda back=back: [m for m in sink.metrics("raven_demand")
-                                          if m.time_ns >= back - 10**9], timeout=10)
-            states = {m.fields["state"] for m in sink.metrics("raven_health")
-                      if gone < m.time_ns < back}
-            assert "absent" in states
+            wait_until(lambda pushed=pushed: len(sink.metrics("raven_demand")) > pushed,
+                       timeout=5, every=0.02)
         assert open_fds() == fds and threading.active_count() == threads
     demand = sink.metrics("raven_demand")
     assert {m.fields["kw"] for m in demand} == {0.864}, "no zero-filled points"
@@ -204,7 +323,9 @@ database = "{database}"
         assert {row["meter_mac"] for row in rows} == {"0x00135003007c1a2b"}
         assert {row["host"] for row in rows} == {"pi"}
     assert {(row["kw"], row["raw"]) for row in demand} == {(0.864, 864)}
-    assert {row["delivered_kwh"] for row in summation} == {113007.485}
+    delivered = [row["delivered_kwh"] for row in summation]
+    assert delivered == sorted(delivered), "energy only ever grows"
+    assert 113007.485 <= delivered[0] <= delivered[-1] <= meter.state.delivered_wh / 1000
 
 
 def test_embedded_defaults_read_the_emulator_when_no_meter_is_attached():
@@ -212,5 +333,6 @@ def test_embedded_defaults_read_the_emulator_when_no_meter_is_attached():
     result = run_collector("test", "--wait", "3", env={"COLLECTOR_CONFIG": ""})
     assert result.returncode == 0, result.stderr
     demand = [m for m in decode(result.stdout) if m.name == "raven_demand"]
-    assert demand and all(m.tags["emulated"] == "true" and m.fields["kw"] == 0.864
-                          for m in demand)
+    assert demand and all(m.tags["emulated"] == "true" for m in demand)
+    assert demand[0].fields["kw"] == pytest.approx(DEMO_DAY.demand_w(0) / 1000, abs=0.1), \
+        "the demo day, which wanders and exports at midday"

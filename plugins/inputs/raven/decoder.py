@@ -1,4 +1,4 @@
-"""RAVEn / EMU-2 notifications -> typed readings, by the rules in shared/protocols/raven.md.
+"""RAVEn / EMU-2 notifications -> typed readings (rules: the plugin README, "Decoding").
 
 Readings are named tuples: immutable like frozen dataclasses, and built several times
 faster, which shows at one reading per fragment.

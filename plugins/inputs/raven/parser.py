@@ -1,7 +1,7 @@
 """RAVEn / EMU-2 XML stream, sans I/O: bytes in, complete fragments out.
 
-The devices send a stream of small XML fragments with no framing (shared/protocols/
-raven.md): a glued tail of an older fragment on connect, stray or mismatched close
+The devices send a stream of small XML fragments with no framing (the plugin README,
+"Framing"): a glued tail of an older fragment on connect, stray or mismatched close
 tags, dangling start tags, fragments split across reads or two in one, raw 0xFF bytes.
 The parser resynchronises on the next known root start tag, drops and counts what is
 not a whole fragment, and bounds its buffer.

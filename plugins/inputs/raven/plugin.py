@@ -22,6 +22,7 @@ from collector import Accumulator, Duration, StreamingInput
 from collector.binding import BindError
 from collector.emulation import PtyServer
 from plugins.inputs.raven import commands, decoder
+from plugins.inputs.raven.emulated_energy import DEMO_DAY
 from plugins.inputs.raven.emulator import Meter
 from plugins.inputs.raven.parser import StreamParser
 
@@ -81,14 +82,18 @@ class RavenInput(StreamingInput):
         self.reconnects = 0
         self.decode_errors = 0
         self.warnings = 0
-        self._last_push = time.monotonic()
+        self._last_push: float | None = None
+        """Monotonic time of the latest push; None until the first one."""
+        self._silent_since = time.monotonic()
+        """Start of the current silence: the latest push, or the session's start if later."""
+        self._health_since: float | None = None
         self._next_health = 0.0
         self._skew_warned = False
         self._connections = 0
         self._emulator: PtyServer | None = None
         self._extra_tags: dict[str, str] = {}
         if config.emulate_when_absent and not os.path.exists(config.port):
-            self._emulator = PtyServer(Meter()).start()
+            self._emulator = PtyServer(Meter(wander=DEMO_DAY)).start()
             self.log.warning("nothing at %s: reading the built-in RAVEn emulator at %s "
                              "(emulate_when_absent = true)", config.port, self._emulator.path)
             self.config = replace(config, port=self._emulator.path)
@@ -104,7 +109,6 @@ class RavenInput(StreamingInput):
         while not stop.is_set():
             port = self._open()
             if port is None:
-                self._set_health("absent")
                 self._maybe_emit_health(acc)
                 # An absent port is looked for every second (a stat); a present one
                 # that fails to open is retried with backoff.
@@ -125,7 +129,10 @@ class RavenInput(StreamingInput):
                 self.parser.reset()
             if stop.is_set():
                 return
-            self._set_health("absent" if not os.path.exists(self.config.port) else "stale")
+            if os.path.exists(self.config.port):
+                self._set_health("stale")
+            else:
+                self._set_health("absent", "the port is gone")
             self._emit_health(acc)
             stop.wait(0.5)  # a port that fails right after opening must not spin
 
@@ -134,8 +141,8 @@ class RavenInput(StreamingInput):
             port = serial.Serial(self.config.port, self.config.baudrate, timeout=READ_TIMEOUT_S,
                                  write_timeout=1.0, exclusive=True)
         except (serial.SerialException, OSError) as err:
-            if self.health != "absent":
-                self.log.warning("%s: cannot open: %s", self.config.port, err)
+            present = os.path.exists(self.config.port)
+            self._set_health("absent", f"cannot open: {err}" if present else "no such port")
             return None
         self._connections += 1
         if self._connections > 1:
@@ -148,8 +155,8 @@ class RavenInput(StreamingInput):
         for command in (commands.command("initialize"), commands.command("get_device_info"),
                         commands.command("get_meter_list")):
             port.write(command)
-        self._last_push = time.monotonic()
-        self._set_health("joining")  # until the first push or a "Connected" status
+        self._silent_since = time.monotonic()
+        self._set_health("joining", "waiting for a push")  # or a "Connected" status
         while not stop.is_set():
             data = port.read(4096)
             now_ns = time.time_ns()
@@ -212,7 +219,7 @@ class RavenInput(StreamingInput):
                 self.log.warning("%s: device warning: %s", self.config.port, reading.text)
 
     def _pushed(self, meter_ns: int | None, now_ns: int) -> None:
-        self._last_push = time.monotonic()
+        self._last_push = self._silent_since = time.monotonic()
         if meter_ns is not None:
             self._record_skew(meter_ns, now_ns)
         self._set_health("connected")
@@ -247,16 +254,22 @@ class RavenInput(StreamingInput):
 
     # ---------------------------------------------------------------- health
     def _update_staleness(self) -> None:
-        silent = time.monotonic() - self._last_push
+        silent = time.monotonic() - self._silent_since
         if self.health == "connected" and (
                 silent > self.config.stale_after * self.config.expected_interval):
-            self._set_health("stale")
+            self._set_health("stale", f"no push for {silent:.0f} s")
 
-    def _set_health(self, health: Health) -> None:
-        if health != self.health:
-            log = self.log.info if health == "connected" else self.log.warning
-            log("%s: %s", self.config.port, health)
-            self.health = health
+    def _set_health(self, health: Health, detail: str = "") -> None:
+        """Log each change of health once (the first state too), with how long the
+        previous state lasted: an absent port is one line, not one per look."""
+        if health == self.health and self._health_since is not None:
+            return
+        now = time.monotonic()
+        was = "" if self._health_since is None else (
+            f" (was {self.health} for {now - self._health_since:.0f} s)")
+        self._health_since, self.health = now, health
+        log = self.log.info if health == "connected" else self.log.warning
+        log("%s: %s%s%s", self.config.port, health, f": {detail}" if detail else "", was)
 
     def _maybe_emit_health(self, acc: Accumulator) -> None:
         if time.monotonic() >= self._next_health:
@@ -267,12 +280,13 @@ class RavenInput(StreamingInput):
         stats = self.parser.stats
         fields: dict = {
             "state": self.health, "state_code": HEALTH_CODES[self.health],
-            "seconds_since_push": round(time.monotonic() - self._last_push, 3),
             "fragments": stats.fragments, "malformed": stats.malformed + stats.truncated,
             "oversized": stats.oversized, "garbage_bytes": stats.garbage_bytes,
             "decode_errors": self.decode_errors, "warnings": self.warnings,
             "reconnects": self.reconnects,
         }
+        if self._last_push is not None:
+            fields["seconds_since_push"] = round(time.monotonic() - self._last_push, 3)
         if self.clock_skew_s is not None:
             fields["clock_skew_s"] = self.clock_skew_s
         if self.link_strength is not None:

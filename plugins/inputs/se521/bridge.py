@@ -1,8 +1,8 @@
 """The Holtek HID-to-UART bridge (USB 04d9:e000) framing, sans I/O.
 
-Per transaction (shared/protocols/se521.md): a feature report announces the bytes the
-host will write, an interrupt OUT report carries them behind a length byte, a second
-feature report asks for N bytes back, and they arrive in 32-byte IN reports of
+Per transaction (the plugin README, "Protocol"): a feature report announces the bytes
+the host will write, an interrupt OUT report carries them behind a length byte, a
+second feature report asks for N bytes back, and they arrive in 32-byte IN reports of
 ``[count, payload...]`` with count <= 31.
 """
 

@@ -1,8 +1,9 @@
 """SE521 / 52x-family frames, sans I/O: commands out as bytes, replies in as readings.
 
-Facts from shared/protocols/se521.md. Every reply is checked (length, STX, ETX,
-checksum, counter echo) and a frame failing any check raises ``FrameError`` naming the
-check, so that a corrupted frame can be counted and skipped but never becomes a number.
+The frame layout is in the plugin README ("Protocol"). Every reply is checked (length,
+STX, ETX, checksum, counter echo) and a frame failing any check raises ``FrameError``
+naming the check, so that a corrupted frame can be counted and skipped but never
+becomes a number.
 """
 
 from __future__ import annotations

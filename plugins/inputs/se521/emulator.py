@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from collector.emulation import PtyServer, serve_until_signalled
+from collector.emulation import EmulatorArguments, PtyServer, serve_until_signalled
 from plugins.inputs.se521 import bridge, codec
 from plugins.inputs.se521.transport import DeviceGone
 
@@ -229,24 +229,53 @@ class EmulatedHidBus:
 
 
 # ---------------------------------------------------------------- collector emulate se521
+TEMPERATURE_LIMIT = 9999.0
+"""Largest magnitude a channel may show here: T1-T2 of two such values still fits the
+frame's signed 16 bits in whole degrees."""
+
+
 def main(argv: list[str]) -> int:
     """``collector emulate se521``: serve an instrument on a pty until interrupted."""
-    parser = argparse.ArgumentParser(prog="collector emulate se521", description=main.__doc__)
-    parser.add_argument("--link", type=Path, help="also serve at this path (a symlink)")
-    parser.add_argument("--unit", choices=["C", "F"], default="C")
-    parser.add_argument("--temperatures", default="21.5,20.0,19.0,18.5",
-                        help="T1..T4 in the display unit; 'open' for an unplugged probe")
-    parser.add_argument("--fault", choices=FAULTS)
+    parser = EmulatorArguments(prog="collector emulate se521",
+                               description="Serve an emulated SE521 on a pty until interrupted.")
+    parser.add_argument("--link", type=Path, metavar="PATH",
+                        help="also serve at PATH, a symlink to the pty as a udev rule would "
+                             "make; anything else already there is left alone")
+    parser.add_argument("--unit", choices=["C", "F"], default="C",
+                        help="the display unit, which the values are sent in (default: C)")
+    parser.add_argument("--temperatures", type=temperatures, default="21.5,20.0,19.0,18.5",
+                        metavar="T1,T2,T3,T4",
+                        help="in the display unit, each within +-9999; 'open' for an "
+                             "unplugged probe (default: 21.5,20.0,19.0,18.5)")
+    parser.add_argument("--fault", choices=FAULTS,
+                        help="spoil every reply this way: a wrong checksum, ETX or counter "
+                             "echo, a short frame, or silence")
     parser.add_argument("--still", action="store_true",
                         help="keep the temperatures fixed (by default they drift slowly)")
     args = parser.parse_args(argv)
-    temperatures = [None if t.strip() == "open" else float(t)
-                    for t in args.temperatures.split(",")]
-    if len(temperatures) != 4:
-        parser.error("--temperatures needs four values")
-    state = InstrumentState(temperatures=temperatures, unit=args.unit, fault=args.fault)
+    state = InstrumentState(temperatures=args.temperatures, unit=args.unit, fault=args.fault)
     return serve_until_signalled(PtyServer(Instrument(state, wander=not args.still), args.link),
-                                 "SE521")
+                                 "SE521", parser.prog)
+
+
+def temperatures(text: str) -> list[float | None]:
+    """``--temperatures``: four comma-separated values, each a number or 'open'."""
+    values = [_temperature(part.strip()) for part in text.split(",")]
+    if len(values) != len(codec.CHANNELS):
+        raise argparse.ArgumentTypeError(f"needs four values (T1..T4), not {len(values)}")
+    return values
+
+
+def _temperature(text: str) -> float | None:
+    if text == "open":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor 'open'") from None
+    if not -TEMPERATURE_LIMIT <= value <= TEMPERATURE_LIMIT:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"{text} is not within +-{TEMPERATURE_LIMIT:.0f}")
+    return value
 
 
 def drift(base: list[float | None], elapsed_s: float) -> list[float | None]:
