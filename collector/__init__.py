@@ -1,6 +1,7 @@
 """Instrument data collector: the public API that plugins build on."""
 
 from collector.devices import AttachedDevice
+from collector.episodes import HealthLog
 from collector.metric import FieldValue, Metric
 from collector.plugin import (
     Accumulator,
@@ -16,7 +17,8 @@ from collector.plugin import (
 from collector.units import ByteSize, Duration, Secret
 
 __all__ = [
-    "Accumulator", "AttachedDevice", "ByteSize", "Duration", "FieldValue", "Input", "Metric",
+    "Accumulator", "AttachedDevice", "ByteSize", "Duration", "FieldValue", "HealthLog", "Input",
+    "Metric",
     "NoOptions", "Output", "PluginContext", "Refused", "RetryableError", "Secret", "StreamingInput",
     "WriteResult",
 ]

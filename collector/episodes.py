@@ -7,6 +7,7 @@ every interval; the counters in ``internal_*`` say how often it happened.
 from __future__ import annotations
 
 import logging
+import time
 
 
 class ErrorReporter:
@@ -30,3 +31,24 @@ class ErrorReporter:
         if self._last is not None:
             self.log.info("%s", message)
             self._last = None
+
+
+class HealthLog:
+    """A device's health, logged each time it changes (the first state too) with how
+    long the previous state lasted: a device absent for a night is one line, not one per
+    look. The healthy state is logged at INFO, every other one as a WARNING."""
+
+    def __init__(self, log: logging.Logger, initial: str, healthy: str) -> None:
+        self.log = log
+        self.state = initial
+        self.healthy = healthy
+        self._since: float | None = None
+
+    def set(self, subject: str, state: str, detail: str = "") -> None:
+        if state == self.state and self._since is not None:
+            return
+        now = time.monotonic()
+        was = "" if self._since is None else f" (was {self.state} for {now - self._since:.0f} s)"
+        self._since, self.state = now, state
+        self.log.log(logging.INFO if state == self.healthy else logging.WARNING, "%s: %s%s%s",
+                     subject, state, f": {detail}" if detail else "", was)

@@ -18,7 +18,7 @@ from typing import Literal
 
 import serial
 
-from collector import Accumulator, Duration, StreamingInput
+from collector import Accumulator, Duration, HealthLog, StreamingInput
 from collector.binding import BindError
 from collector.emulation import PtyServer
 from plugins.inputs.raven import commands, decoder
@@ -75,7 +75,7 @@ class RavenInput(StreamingInput):
         super().__init__(config, context)
         self.log = context.log
         self.parser = StreamParser()
-        self.health: Health = "absent"
+        self._health = HealthLog(context.log, "absent", healthy="connected")
         self.status = ""
         self.link_strength: int | None = None
         self.clock_skew_s: float | None = None
@@ -86,7 +86,6 @@ class RavenInput(StreamingInput):
         """Monotonic time of the latest push; None until the first one."""
         self._silent_since = time.monotonic()
         """Start of the current silence: the latest push, or the session's start if later."""
-        self._health_since: float | None = None
         self._next_health = 0.0
         self._skew_warned = False
         self._connections = 0
@@ -259,17 +258,12 @@ class RavenInput(StreamingInput):
                 silent > self.config.stale_after * self.config.expected_interval):
             self._set_health("stale", f"no push for {silent:.0f} s")
 
+    @property
+    def health(self) -> Health:
+        return self._health.state  # type: ignore[return-value]
+
     def _set_health(self, health: Health, detail: str = "") -> None:
-        """Log each change of health once (the first state too), with how long the
-        previous state lasted: an absent port is one line, not one per look."""
-        if health == self.health and self._health_since is not None:
-            return
-        now = time.monotonic()
-        was = "" if self._health_since is None else (
-            f" (was {self.health} for {now - self._health_since:.0f} s)")
-        self._health_since, self.health = now, health
-        log = self.log.info if health == "connected" else self.log.warning
-        log("%s: %s%s%s", self.config.port, health, f": {detail}" if detail else "", was)
+        self._health.set(self.config.port, health, detail)
 
     def _maybe_emit_health(self, acc: Accumulator) -> None:
         if time.monotonic() >= self._next_health:

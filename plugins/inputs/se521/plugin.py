@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from collector import Accumulator, Duration, Input
+from collector import Accumulator, Duration, HealthLog, Input
 from collector.binding import BindError
 from collector.emulation import PtyServer
 from plugins.inputs.se521 import codec
@@ -73,7 +73,7 @@ class SE521Input(Input):
         super().__init__(config, context)
         self.hid_backend: HidBackend = Hidapi()
         self.log = context.log
-        self.health: Health = "absent"
+        self._health = HealthLog(context.log, "absent", healthy="up")
         self.rejected: Counter[str] = Counter()
         self.reconnects = 0
         self._link: Link | None = None
@@ -84,7 +84,6 @@ class SE521Input(Input):
         self._reopen_failures = 0
         self._next_open = 0.0
         self._opened_before = False
-        self._health_since: float | None = None
         self._emulator: PtyServer | None = None
         self._extra_tags: dict[str, str] = {}
         if config.emulate_when_absent and not self._serial and not hid_candidates(
@@ -184,18 +183,13 @@ class SE521Input(Input):
             return os.path.exists(path)
         return bool(hid_candidates(self.hid_backend, path=path))
 
+    @property
+    def health(self) -> Health:
+        return self._health.state  # type: ignore[return-value]
+
     def _set_health(self, health: Health, detail: str) -> None:
-        """Log each change of health once, with how long the previous state lasted."""
-        if health == self.health and self._health_since is not None:
-            return
-        now = time.monotonic()
-        was = "" if self._health_since is None else (
-            f" (was {self.health} for {now - self._health_since:.0f} s)")
-        self._health_since, self.health = now, health
-        if health == "up":
-            self.log.info("%s: up, model %s%s", self._device, self._model, was)
-        else:
-            self.log.warning("%s: %s: %s%s", self._device, health, detail, was)
+        self._health.set(self._device, health,
+                         f"model {self._model}" if health == "up" else detail)
 
     # ---------------------------------------------------------------- metrics
     def _emit_reading(self, acc: Accumulator, reading: codec.Reading, now: int) -> None:
