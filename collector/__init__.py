@@ -2,9 +2,11 @@
 
 from collector.devices import AttachedDevice
 from collector.episodes import HealthLog
+from collector.lineprotocol import decode as decode_line_protocol
 from collector.metric import FieldValue, Metric
 from collector.plugin import (
     Accumulator,
+    ConfiguredInput,
     Input,
     NoOptions,
     Output,
@@ -17,8 +19,7 @@ from collector.plugin import (
 from collector.units import ByteSize, Duration, Secret
 
 __all__ = [
-    "Accumulator", "AttachedDevice", "ByteSize", "Duration", "FieldValue", "HealthLog", "Input",
-    "Metric",
-    "NoOptions", "Output", "PluginContext", "Refused", "RetryableError", "Secret", "StreamingInput",
-    "WriteResult",
+    "Accumulator", "AttachedDevice", "ByteSize", "ConfiguredInput", "Duration", "FieldValue",
+    "HealthLog", "Input", "Metric", "NoOptions", "Output", "PluginContext", "Refused",
+    "RetryableError", "Secret", "StreamingInput", "WriteResult", "decode_line_protocol",
 ]

@@ -16,7 +16,7 @@ from collector.config import AgentConfig, Config, PluginSpec
 from collector.input_runner import PolledInput, StreamingRunner
 from collector.output_runner import OutputRunner
 from collector.pipeline import InputAccumulator, Pipeline, Sink
-from collector.plugin import Input, Output, PluginContext, StreamingInput
+from collector.plugin import ConfiguredInput, Input, Output, PluginContext, StreamingInput
 from collector.spool import Spool
 from collector.stats import StatsRegistry
 
@@ -28,16 +28,23 @@ OUTPUT_COUNTERS = ("written", "rejected", "server_dropped", "retried", "errors",
                    "write_latency_ns")
 
 
-def build_plugin(spec: PluginSpec, registry: StatsRegistry, state_dir: Path):
+def build_plugin(spec: PluginSpec, config: Config, registry: StatsRegistry):
     """Instantiate one configured plugin with its context."""
     declared = INPUT_COUNTERS if spec.kind == "inputs" else OUTPUT_COUNTERS
     counters = registry.counters(spec.kind[:-1], declared, **{spec.kind[:-1]: spec.instance_id})
     context = PluginContext(
         name=spec.name, alias=spec.instance_id,
         log=logging.getLogger(f"collector.{spec.kind}.{spec.instance_id}"),
-        stats=counters, registry=registry, state_dir=state_dir,
+        stats=counters, registry=registry, state_dir=Path(config.agent.state_dir),
+        hostname="" if config.agent.omit_hostname else hostname(config.agent),
+        inputs=tuple(ConfiguredInput(i.name, i.instance_id, i.config) for i in config.inputs),
     )
     return spec.cls(spec.config, context)
+
+
+def hostname(agent: AgentConfig) -> str:
+    """The ``host`` tag: the configured hostname, else the machine's."""
+    return agent.hostname or socket.gethostname()
 
 
 class Agent:
@@ -50,7 +57,7 @@ class Agent:
         self.registry = StatsRegistry()
         self.state_dir = Path(self.settings.state_dir)
         self.stop_event = threading.Event()
-        self.hostname = self.settings.hostname or socket.gethostname()
+        self.hostname = hostname(self.settings)
         self.hurried = threading.Event()
         """A second stop signal: cut the last flush short (the bookkeeping still runs)."""
         self.outputs: list[OutputRunner] = []
@@ -64,7 +71,7 @@ class Agent:
             self._add_input(spec)
 
     def _output_runner(self, spec: PluginSpec) -> OutputRunner:
-        plugin: Output = build_plugin(spec, self.registry, self.state_dir)
+        plugin: Output = build_plugin(spec, self.config, self.registry)
         options, agent = spec.options, self.settings
         spool = Spool(
             self.state_dir / "spool" / spec.instance_id,
@@ -85,7 +92,7 @@ class Agent:
         return runner
 
     def _add_input(self, spec: PluginSpec) -> None:
-        plugin: Input = build_plugin(spec, self.registry, self.state_dir)
+        plugin: Input = build_plugin(spec, self.config, self.registry)
         self.plugins.append(plugin)
         context = plugin.context
         streaming = isinstance(plugin, StreamingInput)

@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 import time
-from pathlib import Path
 
 from collector import config as config_module
 from collector import devices as devices_module
@@ -163,7 +162,7 @@ def _provision(config, args) -> int:
     registry = StatsRegistry()
     status = 0
     for spec in config.outputs:
-        plugin = build_plugin(spec, registry, Path(config.agent.state_dir))
+        plugin = build_plugin(spec, config, registry)
         try:
             changes = plugin.provision(dry_run=args.dry_run, prune=prune)
         except Exception as err:

@@ -25,6 +25,17 @@ class NoOptions:
     """Config of a plugin that takes no options of its own."""
 
 
+@dataclass(frozen=True)
+class ConfiguredInput:
+    """An input of the running config as other plugins see it: an output that announces
+    devices (e.g. to Home Assistant) learns from it which inputs exist. ``config`` is
+    that input's bound options; treat it as read-only."""
+
+    name: str
+    alias: str
+    config: object
+
+
 @dataclass
 class PluginContext:
     """Everything the agent lends a plugin instance."""
@@ -35,6 +46,10 @@ class PluginContext:
     stats: Counters
     registry: StatsRegistry
     state_dir: Path
+    hostname: str = ""
+    """The agent's ``host`` tag value (empty with ``omit_hostname``)."""
+    inputs: tuple[ConfiguredInput, ...] = ()
+    """Every input of the config, in config order."""
 
 
 class Refused(Exception):

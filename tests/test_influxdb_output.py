@@ -15,8 +15,8 @@ HOUR_NS = 3600 * 10**9
 
 
 def output_plugin(text: str, tmp_path):
-    spec = config_module.parse(text, "test").outputs[0]
-    return build_plugin(spec, StatsRegistry(), tmp_path)
+    config = config_module.parse(f'[agent]\nstate_dir = "{tmp_path}"\n' + text, "test")
+    return build_plugin(config.outputs[0], config, StatsRegistry())
 
 
 def count(influxd, db: str, rp: str = "") -> int:
