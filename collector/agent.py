@@ -8,6 +8,7 @@ import math
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import schedule
@@ -60,10 +61,14 @@ class Agent:
         self.hostname = hostname(self.settings)
         self.hurried = threading.Event()
         """A second stop signal: cut the last flush short (the bookkeeping still runs)."""
+        self.reload_requested = threading.Event()
+        """SIGHUP: check the config again; if it is good, stop and let the caller restart."""
+        self.next_config: Config | None = None
         self.outputs: list[OutputRunner] = []
         if sinks is None:
             sinks = [self._output_runner(spec).spool for spec in config.outputs]
         self.pipeline = Pipeline(self.settings, config.global_tags, self.hostname, sinks)
+        self._check_reload: Callable[[], Config | None] | None = None
         self.polled: list[PolledInput] = []
         self.streaming: list[StreamingRunner] = []
         self.plugins: list[Input] = []
@@ -108,38 +113,45 @@ class Agent:
                                        interval, jitter, self.stop_event))
 
     # ------------------------------------------------------------------ modes
-    def run(self) -> None:
-        """Run until ``stop_event`` is set, then flush and close everything."""
+    def run(self, check_reload: Callable[[], Config | None] | None = None) -> None:
+        """Run until ``stop_event`` is set, then flush and close everything.
+
+        When ``reload_requested`` is set, ``check_reload`` reads the config again; a good
+        one ends the run with it in ``next_config``, a bad one (None) changes nothing.
+        """
+        self._check_reload = check_reload
         for output in self.outputs:
             output.start()
         for runner in [*self.streaming, *self.polled]:
             runner.start()
-        log.info("started: %d inputs, %d outputs", len(self.plugins), len(self.outputs))
+        log.info("started: inputs %s; outputs %s; state in %s; SIGTERM or Ctrl-C stops "
+                 "(after a last flush)", _names(self.config.inputs),
+                 _names(self.config.outputs), self.state_dir)
         try:
             self._schedule_loop()
         finally:
             self.shutdown()
 
-    def once(self) -> bool:
-        """Gather every polled input once, deliver everything; True when all delivered."""
-        for polled in self.polled:
-            polled.gather_once()
+    def once(self, wait: float) -> bool:
+        """Gather once (streaming inputs for ``wait`` seconds), deliver everything;
+        True when nothing is left in any spool."""
+        self.gather(wait)
         deadline = time.monotonic() + self.settings.shutdown_timeout
         delivered = all([output.flush(deadline) for output in self.outputs])
         self.close()
         return delivered
 
-    def gather_for(self, seconds: float) -> None:
-        """Gather polled inputs once and let streaming inputs push for ``seconds``."""
+    def gather(self, wait: float) -> None:
+        """Gather every polled input once and let streaming inputs push for ``wait``
+        seconds."""
         for runner in self.streaming:
             runner.start()
         for polled in self.polled:
             polled.gather_once()
-        self.stop_event.wait(seconds)
+        self.stop_event.wait(wait)
         self.stop_event.set()
-        for runner in self.streaming:
-            runner.thread.join(self.settings.shutdown_timeout)
-        self.close()
+        self._wait_for([runner.thread for runner in self.streaming],
+                       time.monotonic() + self.settings.shutdown_timeout)
 
     def shutdown(self) -> None:
         """Stop within ``shutdown_timeout`` in all: inputs first, then a last flush.
@@ -211,14 +223,26 @@ class Agent:
                 jobs[job] = job.last_run
                 if (ran and aligned) or (job.next_run - now).total_seconds() > 2 * interval:
                     job.next_run = _next_run(interval, aligned)
+            if self.reload_requested.is_set():
+                self._reload()
             idle = scheduler.idle_seconds
             self.stop_event.wait(1.0 if idle is None else min(max(idle, 0.0), 1.0))
+
+    def _reload(self) -> None:
+        self.reload_requested.clear()
+        if self._check_reload is not None and (config := self._check_reload()) is not None:
+            self.next_config = config
+            self.stop_event.set()
 
 
 def _next_run(interval: float, aligned: bool) -> datetime.datetime:
     now = time.time()
     at = (math.floor(now / interval) + 1) * interval if aligned else now + interval
     return datetime.datetime.fromtimestamp(at)
+
+
+def _names(specs: list[PluginSpec]) -> str:
+    return ", ".join(spec.instance_id for spec in specs) or "none"
 
 
 def _first(value, default):

@@ -8,6 +8,7 @@ file and section: a user should never have to read a traceback to fix a config.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 import types
@@ -73,7 +74,7 @@ def bind(cls: type, table: Any, prefix: str = "") -> Any:
             values[name] = _read_secret_file(raw, where)
             continue
         if key not in fields:
-            raise BindError(where, f"unknown key (known: {', '.join(sorted(fields))})")
+            raise BindError(where, f"unknown key{suggest(key, [*fields, *secret_files])}")
         values[key] = convert(hints[key], raw, where)
     for name, f in fields.items():
         missing = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
@@ -159,6 +160,15 @@ def _read_secret_file(raw: Any, where: str) -> Secret:
         return Secret(Path(raw).read_text().strip())
     except OSError as err:
         raise BindError(where, f"cannot read secret file: {err.strerror}") from None
+
+
+def suggest(word: str, known: list[str]) -> str:
+    """" (did you mean X? known: ...)": the closest known words first, then all of them."""
+    close = difflib.get_close_matches(word, known, n=3, cutoff=0.6)
+    listed = ", ".join(sorted(known))
+    if close:
+        return f" (did you mean {' or '.join(map(repr, close))}? known: {listed})"
+    return f" (known: {listed})"
 
 
 def _kind(value: Any) -> str:

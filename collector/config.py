@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from collector import registry
-from collector.binding import BindError, bind, substitute_env
+from collector.binding import BindError, bind, substitute_env, suggest
 from collector.units import ByteSize, Duration
 
 ENV_CONFIG = "COLLECTOR_CONFIG"
@@ -40,19 +40,31 @@ def default_state_dir() -> str:
 @dataclass
 class AgentConfig:
     interval: Duration = Duration(10)
+    """Default gather interval of polled inputs."""
     round_interval: bool = True
+    """Gather on interval boundaries (:00, :10, ...), as Telegraf does."""
     collection_jitter: Duration = Duration(0)
+    """Random delay before each gather, so many collectors do not gather at once."""
     flush_interval: Duration = Duration(10)
+    """Outputs write at least this often..."""
     flush_jitter: Duration = Duration(0)
     metric_batch_size: int = 1000
+    """...and at once when this many metrics wait."""
     spool_max_bytes: ByteSize = ByteSize(256 * 2**20)
+    """Undelivered data each output keeps on disk."""
     spool_overflow: Overflow = "drop_oldest"
+    """When a spool is full: drop the oldest metrics, or refuse new ones (drop_newest)."""
     spool_fsync: bool = True
+    """fdatasync every append, so acknowledged metrics survive a power cut."""
     state_dir: str = field(default_factory=default_state_dir)
+    """Spools and files; default: $STATE_DIRECTORY (systemd), else ~/.local/state/collector."""
     precision: Precision = "ns"
+    """Timestamps are truncated to this."""
     hostname: str = ""
+    """The host tag; default: the machine's name."""
     omit_hostname: bool = False
     shutdown_timeout: Duration = Duration(10)
+    """The longest a stop may take, last flush included."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     def validate(self) -> None:
@@ -68,12 +80,16 @@ class InputOptions:
     """Keys every [[inputs.*]] table accepts besides the plugin's own."""
 
     interval: Duration | None = None
+    """This input's gather interval (default: the agent's, or the plugin's own)."""
     collection_jitter: Duration | None = None
     alias: str = ""
+    """Instance name, in logs and internal metrics."""
     name_override: str = ""
+    """Rename every measurement of this input (or add name_prefix / name_suffix)."""
     name_prefix: str = ""
     name_suffix: str = ""
     tags: dict[str, str] = field(default_factory=dict)
+    """Tags added to every metric of this input; they win over the metric's own."""
 
     def validate(self) -> None:
         if self.interval is not None:
@@ -85,12 +101,15 @@ class OutputOptions:
     """Keys every [[outputs.*]] table accepts besides the plugin's own."""
 
     alias: str = ""
+    """Instance name; also names its spool directory, so keep it stable."""
     metric_batch_size: int | None = None
+    """These four default to the agent's."""
     flush_interval: Duration | None = None
     flush_jitter: Duration | None = None
     spool_max_bytes: ByteSize | None = None
     spool_overflow: Overflow | None = None
     retry_max_interval: Duration = Duration(30)
+    """Retries back off exponentially up to this."""
 
     def validate(self) -> None:
         _positive(self, "retry_max_interval")
@@ -111,11 +130,15 @@ class PluginSpec:
     cls: type
     options: Any
     config: Any
+    source: str = ""
+    """The file it is in."""
 
 
 @dataclass
 class Config:
     source: str
+    """Where it came from, for messages: a path, several joined with " + ", or
+    "<embedded defaults>"."""
     agent: AgentConfig
     global_tags: dict[str, str]
     inputs: list[PluginSpec]
@@ -123,41 +146,89 @@ class Config:
 
 
 _COMMON = {"inputs": InputOptions, "outputs": OutputOptions}
+_SECTIONS = ("agent", "global_tags", "inputs", "outputs")
 
 
-def load(path: str | None = None) -> Config:
-    """The config at ``path``, else $COLLECTOR_CONFIG, else the embedded defaults."""
-    path = path or os.environ.get(ENV_CONFIG) or None
-    if path is None:
+def load(paths: list[str] | None = None, directory: str | None = None) -> Config:
+    """The config files in ``paths``, then every ``*.toml`` in ``directory`` (sorted),
+    merged in that order as Telegraf merges ``--config`` and ``--config-directory``;
+    with neither, $COLLECTOR_CONFIG, else the embedded defaults."""
+    sources = list(paths or [])
+    if directory is not None:
+        sources += _directory_files(directory)
+    elif not sources and os.environ.get(ENV_CONFIG):
+        sources = [os.environ[ENV_CONFIG]]
+    if not sources:
         text = resources.files("collector").joinpath("default.toml").read_text()
         return parse(text, EMBEDDED)
+    return merge([(source, _read(source)) for source in sources])
+
+
+def _read(path: str) -> str:
+    if Path(path).is_dir():
+        raise ConfigError(path, "", "", f"is a directory: use --config-directory {path}")
     try:
-        text = Path(path).read_text()
+        return Path(path).read_text()
     except OSError as err:
         raise ConfigError(path, "", "", f"cannot read config: {err.strerror}") from None
-    return parse(text, path)
+
+
+def _directory_files(directory: str) -> list[str]:
+    try:
+        found = sorted(str(path) for path in Path(directory).iterdir() if path.suffix == ".toml")
+    except OSError as err:
+        raise ConfigError(directory, "", "", f"cannot read config directory: {err.strerror}"
+                          ) from None
+    if not found:
+        raise ConfigError(directory, "", "", "no *.toml files in the config directory")
+    return found
 
 
 def parse(text: str, source: str) -> Config:
+    """One config file's text."""
+    return merge([(source, text)])
+
+
+def merge(documents: list[tuple[str, str]]) -> Config:
+    """Several config files, in order: later [agent] keys and [global_tags] win; plugins
+    add up. Every error names the file that holds the offending key."""
+    agent: dict[str, Any] = {}
+    agent_from: dict[str, str] = {}
+    tags: dict[str, Any] = {}
+    tags_from: dict[str, str] = {}
+    tables: dict[str, list[tuple[str, str, int, str, Any]]] = {"inputs": [], "outputs": []}
+    for source, text in documents:
+        document = _toml(source, text)
+        _collect(source, document.get("agent", {}), "agent", agent, agent_from)
+        _collect(source, document.get("global_tags", {}), "global_tags", tags, tags_from)
+        for kind in tables:
+            tables[kind] += _plugin_tables(source, kind, document.get(kind, {}))
+    return Config(
+        source=" + ".join(source for source, _ in documents),
+        agent=_bind_section(agent_from, "agent", AgentConfig, agent),
+        global_tags=_bind_section(tags_from, "global_tags", _Tags, {"tags": tags}).tags,
+        inputs=_plugins("inputs", tables["inputs"]),
+        outputs=_plugins("outputs", tables["outputs"]),
+    )
+
+
+def _toml(source: str, text: str) -> dict[str, Any]:
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(source, "", "", f"invalid TOML: {err}") from None
-    known = {"agent", "global_tags", "inputs", "outputs"}
     for key in document:
-        if key not in known:
-            raise ConfigError(source, key, "",
-                              f"unknown section (known: {', '.join(sorted(known))})")
-    agent = _bind_section(source, "agent", AgentConfig, document.get("agent", {}))
-    tags_table = {"tags": document.get("global_tags", {})}
-    global_tags = _bind_section(source, "global_tags", _Tags, tags_table)
-    return Config(
-        source=source,
-        agent=agent,
-        global_tags=global_tags.tags,
-        inputs=_plugins(source, "inputs", document.get("inputs", {})),
-        outputs=_plugins(source, "outputs", document.get("outputs", {})),
-    )
+        if key not in _SECTIONS:
+            raise ConfigError(source, key, "", f"unknown section{suggest(key, _SECTIONS)}")
+    return document
+
+
+def _collect(source: str, table: Any, section: str, into: dict[str, Any],
+             sources: dict[str, str]) -> None:
+    if not isinstance(table, dict):
+        raise ConfigError(source, section, "", "expected a table")
+    into.update(table)
+    sources.update(dict.fromkeys(table, source))
 
 
 @dataclass
@@ -165,40 +236,55 @@ class _Tags:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-def _bind_section(source: str, section: str, cls: type, table: Any) -> Any:
+def _bind_section(sources: dict[str, str], section: str, cls: type, table: Any) -> Any:
     try:
         return bind(cls, substitute_env(table))
     except BindError as err:
         key = err.key.removeprefix("tags.") if cls is _Tags else err.key
-        raise ConfigError(source, section, key, err.message) from None
+        source = sources.get(key.split(".")[0].split("[")[0], next(iter(sources.values()), ""))
+        raise ConfigError(source or EMBEDDED, section, key, err.message) from None
 
 
-def _plugins(source: str, kind: registry.Kind, tables: Any) -> list[PluginSpec]:
+def _plugin_tables(source: str, kind: str, tables: Any) -> list[tuple[str, str, int, str, Any]]:
+    """(source, name, index in the file, section, table) of every [[kind.NAME]]."""
     if not isinstance(tables, dict):
         raise ConfigError(source, kind, "", f"expected [[{kind}.NAME]] tables")
-    specs: list[PluginSpec] = []
+    found = []
     for name, entries in tables.items():
         entries = [entries] if isinstance(entries, dict) else entries
         if not isinstance(entries, list):
             raise ConfigError(source, f"{kind}.{name}", "", f"expected [[{kind}.{name}]] tables")
         for index, table in enumerate(entries):
             section = f"{kind}.{name}" + (f" #{index + 1}" if len(entries) > 1 else "")
-            specs.append(_plugin(source, kind, name, index, section, table))
+            found.append((source, name, index, section, table))
+    return found
+
+
+def _plugins(kind: registry.Kind, tables: list[tuple[str, str, int, str, Any]]
+             ) -> list[PluginSpec]:
+    """Bind every table of one kind; instances of a plugin are numbered across files."""
+    specs: list[PluginSpec] = []
+    seen_names: dict[str, int] = {}
+    for source, name, _, section, table in tables:
+        number = seen_names[name] = seen_names.get(name, 0) + 1
+        specs.append(_plugin(source, kind, name, number, section, table))
     seen: set[str] = set()
     for spec in specs:
         if spec.instance_id in seen:
-            raise ConfigError(source, spec.section, "alias", f"{spec.instance_id!r} is used twice")
+            raise ConfigError(spec.source, spec.section, "alias",
+                              f"{spec.instance_id!r} is used twice")
         seen.add(spec.instance_id)
     return specs
 
 
-def _plugin(source: str, kind: registry.Kind, name: str, index: int, section: str,
+def _plugin(source: str, kind: registry.Kind, name: str, number: int, section: str,
             table: Any) -> PluginSpec:
     try:
         cls = registry.load(kind, name)
     except KeyError:
-        raise ConfigError(source, section, "", f"unknown {kind[:-1]} plugin {name!r} "
-                          f"(available: {', '.join(registry.available(kind))})") from None
+        available = registry.available(kind)
+        raise ConfigError(source, section, "", f"unknown {kind[:-1]} plugin {name!r}"
+                          f"{suggest(name, available)}") from None
     if not isinstance(table, dict):
         raise ConfigError(source, section, "", "expected a table")
     common_cls = _COMMON[kind]
@@ -209,8 +295,18 @@ def _plugin(source: str, kind: registry.Kind, name: str, index: int, section: st
         config = bind(cls.Config, {k: v for k, v in table.items() if k not in common_keys})
     except BindError as err:
         raise ConfigError(source, section, err.key, err.message) from None
-    instance_id = options.alias or (name if index == 0 else f"{name}-{index + 1}")
-    return PluginSpec(kind, name, section, instance_id, cls, options, config)
+    instance_id = options.alias or (name if number == 1 else f"{name}-{number}")
+    return PluginSpec(kind, name, section, instance_id, cls, options, config, source)
+
+
+def require(config: Config, inputs: bool, outputs: bool) -> None:
+    """Refuse a config that would do nothing, as Telegraf does."""
+    if inputs and not config.inputs:
+        raise ConfigError(config.source, "", "", "no inputs: add at least one [[inputs.NAME]] "
+                          "(`collector config` prints a sample)")
+    if outputs and not config.outputs:
+        raise ConfigError(config.source, "", "", "no outputs: add at least one "
+                          "[[outputs.NAME]] (`collector config` prints a sample)")
 
 
 def _positive(obj: Any, *names: str) -> None:

@@ -36,12 +36,13 @@ class ErrorReporter:
 class HealthLog:
     """A device's health, logged each time it changes (the first state too) with how
     long the previous state lasted: a device absent for a night is one line, not one per
-    look. The healthy state is logged at INFO, every other one as a WARNING."""
+    look. ``normal`` states (the healthy one, and steps on the way to it such as a
+    meter joining its network) are logged at INFO, every other one as a WARNING."""
 
-    def __init__(self, log: logging.Logger, initial: str, healthy: str) -> None:
+    def __init__(self, log: logging.Logger, initial: str, normal: tuple[str, ...]) -> None:
         self.log = log
         self.state = initial
-        self.healthy = healthy
+        self.normal = normal
         self._since: float | None = None
 
     def set(self, subject: str, state: str, detail: str = "") -> None:
@@ -50,5 +51,5 @@ class HealthLog:
         now = time.monotonic()
         was = "" if self._since is None else f" (was {self.state} for {now - self._since:.0f} s)"
         self._since, self.state = now, state
-        self.log.log(logging.INFO if state == self.healthy else logging.WARNING, "%s: %s%s%s",
+        self.log.log(logging.INFO if state in self.normal else logging.WARNING, "%s: %s%s%s",
                      subject, state, f": {detail}" if detail else "", was)

@@ -96,8 +96,7 @@ class OutputRunner:
         try:
             self.output.start()
         except Exception as err:
-            self.log.error("set-up failed (%s: %s); writing anyway, and trying it again when "
-                           "the server asks for it", type(err).__name__, err)
+            self.log.warning("%s; writing anyway", err)
 
     def _run(self) -> None:
         self._start_output()

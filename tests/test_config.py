@@ -36,6 +36,14 @@ MALFORMED = [
     ("duplicate alias", "[[inputs.internal]]\nalias = \"a\"\n[[inputs.internal]]\nalias = \"a\"",
      "[inputs.internal #2] alias", "used twice"),
     ("tag not a string", "[global_tags]\nsite = 3", "[global_tags] site", "expected a string"),
+    ("cq into its source", OUTPUT + "[[outputs.influxdb.retention_policies]]\nname = \"raw\"\n"
+     "duration = \"1d\"\n[[outputs.influxdb.downsampling]]\nsource = \"raw\"\ntarget = \"raw\"\n"
+     "interval = \"1m\"", "[outputs.influxdb] downsampling[0].target", "its own source"),
+    ("misspelt key", "[agent]\nintervall = \"1s\"", "[agent] intervall",
+     "did you mean 'interval'"),
+    ("empty config", "", "", "no inputs"),
+    ("outputs without inputs", OUTPUT, "", "no inputs"),
+    ("inputs without outputs", "[[inputs.internal]]", "", "no outputs"),
 ]
 
 
@@ -83,7 +91,7 @@ def test_secret_from_file_never_prints(tmp_path):
 
 
 def test_config_path_from_environment(tmp_path):
-    path = write_config(tmp_path, "[[inputs.internal]]\nalias = \"mine\"\n")
+    path = write_config(tmp_path, "[[inputs.internal]]\nalias = \"mine\"\n[[outputs.file]]\n")
     result = run_collector("check", env={"COLLECTOR_CONFIG": str(path)})
     assert result.returncode == 0 and "inputs: mine" in result.stdout
 

@@ -1,5 +1,6 @@
 """outputs.influxdb against a real influxd (v1) and VictoriaMetrics (v2 write API)."""
 
+import logging
 import time
 
 import pytest
@@ -40,7 +41,7 @@ name = "hour"
 duration = "1h"
 default = true
 """, tmp_path)
-    assert agent.once()
+    assert agent.once(wait=0)
     counters = output_counters(agent)
     assert counters["written"] == 5
     assert counters["dropped"] == 1
@@ -125,14 +126,21 @@ def test_provisioning_is_idempotent_alters_and_creates_cqs_that_fill(influxd, da
     assert keys["values"] == [["mean_v", "float"]]
 
 
-def test_changed_rule_replaces_its_cq(influxd, database, tmp_path):
+def test_a_start_never_drops_another_configs_cq_prune_does(influxd, database, tmp_path,
+                                                           caplog):
     head = f'[[outputs.influxdb]]\nurls = ["{influxd.url}"]\ndatabase = "{database}"\n'
     rule = '[[outputs.influxdb.downsampling]]\nsource = "raw"\ntarget = "year"\ninterval = "{}"\n'
-    output_plugin(head + RPS.format(raw="2d") + rule.format("1m"), tmp_path).provision(False)
-    changes = output_plugin(head + RPS.format(raw="2d") + rule.format("5m"),
-                            tmp_path).provision(False)
-    assert [c.split('"')[0] for c in changes] == ["DROP CONTINUOUS QUERY ",
-                                                  "CREATE CONTINUOUS QUERY "]
+    production = output_plugin(head + RPS.format(raw="2d") + rule.format("1m"), tmp_path)
+    production.provision(False)
+    minimal = output_plugin(head, tmp_path)
+    with caplog.at_level(logging.WARNING):
+        assert minimal.provision(False) == []
+    assert "collector_raw_to_year_mean_1m_" in caplog.text, "named, not silently kept"
+    changed = output_plugin(head + RPS.format(raw="2d") + rule.format("5m"), tmp_path)
+    assert [c.split('"')[0] for c in changed.provision(False)] == ["CREATE CONTINUOUS QUERY "]
+    pruned = changed.provision(False, prune="empty")
+    assert [c.split('"')[0] for c in pruned] == ["DROP RETENTION POLICY ",  # empty autogen
+                                                 "DROP CONTINUOUS QUERY "]
     (cqs,) = [s for s in influxd.query("SHOW CONTINUOUS QUERIES") if s["name"] == database]
     assert len(cqs["values"]) == 1 and "_5m_" in cqs["values"][0][0]
 
@@ -164,7 +172,7 @@ org = "home"
 bucket = "instruments"
 token = "not-checked-by-victoria"
 """, tmp_path)
-    assert agent.once()
+    assert agent.once(wait=0)
     assert output_counters(agent)["written"] == 1
     series = wait_until(lambda: victoria.export('solar_power{site="roof"}'), timeout=10)
     assert series[0]["values"] == [1.25]

@@ -35,7 +35,7 @@ HEALTH_CODES: dict[Health, int] = {"connected": 0, "joining": 1, "stale": 2, "ab
 
 @dataclass
 class RavenConfig:
-    port: str = ""
+    port: str = field(default="", metadata={"example": "/dev/raven"})
     """Serial port, e.g. "/dev/raven" (see the udev rule) or /dev/serial/by-id/..."""
     baudrate: int = 115200
     schedule: dict[str, Duration] = field(default_factory=dict)
@@ -75,7 +75,7 @@ class RavenInput(StreamingInput):
         super().__init__(config, context)
         self.log = context.log
         self.parser = StreamParser()
-        self._health = HealthLog(context.log, "absent", healthy="connected")
+        self._health = HealthLog(context.log, "absent", normal=("connected", "joining"))
         self.status = ""
         self.link_strength: int | None = None
         self.clock_skew_s: float | None = None
@@ -174,6 +174,7 @@ class RavenInput(StreamingInput):
             return
         if reading is None:
             return
+        self.log.debug("%s: %r", self.config.port, reading)
         if isinstance(reading, decoder.Demand | decoder.Summation | decoder.Price):
             self._pushed(reading.time_ns, now_ns)
         match reading:

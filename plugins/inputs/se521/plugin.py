@@ -73,7 +73,7 @@ class SE521Input(Input):
         super().__init__(config, context)
         self.hid_backend: HidBackend = Hidapi()
         self.log = context.log
-        self._health = HealthLog(context.log, "absent", healthy="up")
+        self._health = HealthLog(context.log, "absent", normal=("up",))
         self.rejected: Counter[str] = Counter()
         self.reconnects = 0
         self._link: Link | None = None
@@ -122,6 +122,7 @@ class SE521Input(Input):
             reading = self._link.read()
         except codec.FrameError as err:
             self.rejected[err.check] += 1
+            self.log.debug("%s: rejected a frame: %s", self._device, err)
             self._exchange_failed(f"rejected frame ({err})")
             return None
         except DeviceGone as err:
@@ -135,6 +136,8 @@ class SE521Input(Input):
             return None
         self._failures = self._reopen_failures = 0
         self._set_health("up", "")
+        self.log.debug("%s: read %s %s", self._device, " ".join(
+            "-" if c.value is None else str(c.value) for c in reading.channels), reading.unit)
         return reading
 
     def _open(self) -> bool:

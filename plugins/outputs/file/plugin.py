@@ -34,6 +34,11 @@ class FileOutput(Output):
             handles.append(open(path, "ab"))  # noqa: SIM115 - kept open for the run
         return handles
 
+    def start(self) -> None:
+        self.context.log.info("writing line protocol to %s", ", ".join(
+            name if name == "stdout" else str(self.context.state_dir / name)
+            for name in self.config.files))
+
     def write(self, payload: bytes, count: int) -> WriteResult:
         try:
             if self._handles is None:

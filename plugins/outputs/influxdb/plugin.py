@@ -34,14 +34,25 @@ class InfluxDBOutput(Output):
         self.transport = V2Transport(config) if config.api == "v2" else V1Transport(config)
 
     def start(self) -> None:
+        self.context.log.info("writing to %s, database %s%s", " or ".join(self.config.urls),
+                              self.config.bucket if self.config.api == "v2"
+                              else self.config.database,
+                              f", retention policy {self.config.retention_policy}"
+                              if self.config.retention_policy else "")
         if self.config.provision and self.config.api == "v1":
-            for change in self.provision(dry_run=False):
+            try:
+                changes = self.provision(dry_run=False)
+            except (RetryableError, RuntimeError) as err:
+                raise RuntimeError(f"provisioning failed ({err}); it is tried again when the "
+                                   "server answers that the database is missing") from None
+            for change in changes:
                 self.context.log.info("provisioned: %s", change)
 
     def provision(self, dry_run: bool, prune: str = "none") -> list[str] | None:
         if self.config.api != "v1":
             return None
-        return Provisioner(self.transport, self.config).apply(dry_run=dry_run, prune=prune)
+        return Provisioner(self.transport, self.config, self.context.log).apply(
+            dry_run=dry_run, prune=prune)
 
     def write(self, payload: bytes, count: int) -> WriteResult:
         reply = self.transport.write(payload)
@@ -50,12 +61,13 @@ class InfluxDBOutput(Output):
         text = reply.text.strip()
         if reply.status == 400 and "partial write" in text:
             return self._partial(text, count)
-        if reply.status in (400, 413):
+        if reply.status in (400, 413) and not reply.html:
             return self._isolate(payload, count, reply)
         if reply.status == 404 and "database not found" in text and self.config.provision:
             self.start()
-            raise RetryableError(f"HTTP 404 {text}; database created", retry_after=0)
-        raise RetryableError(f"HTTP {reply.status} {text[:300]}", reply.retry_after)
+            raise RetryableError(f"HTTP 404 {reply.summary}; database created", retry_after=0)
+        raise RetryableError(f"{reply.url}: HTTP {reply.status} {reply.summary}",
+                             reply.retry_after)
 
     def _partial(self, text: str, count: int) -> WriteResult:
         """influxd stored the rest; lines it could not parse are not in its dropped=N."""
@@ -72,7 +84,7 @@ class InfluxDBOutput(Output):
         lines = split_lines(payload)
         if len(lines) <= 1:
             self.context.log.warning("rejected a point (HTTP %d %s): %r", reply.status,
-                                     reply.text.strip()[:300], payload[:300])
+                                     reply.summary, payload[:300])
             return WriteResult(written=0, rejected=count)
         half = len(lines) // 2
         first = self.write(b"".join(lines[:half]), half)

@@ -3,15 +3,21 @@ queries match the config, with InfluxQL over /query.
 
 Idempotent: what already matches produces no statement. A retention policy whose
 attributes differ is ALTERed (1.x refuses to re-create it). A continuous query cannot
-be altered, so each managed CQ is named after a hash of its definition: a changed rule
-gets a new name, the old CQ is dropped and the new one created. Retention policies the
-config does not list are never dropped unless pruning is asked for, and one that holds
-data (has shards) only when pruning "all".
+be altered, so each managed CQ is named after its rule and a hash of its definition:
+a changed rule is a new CQ.
+
+A start only creates or changes what this config declares: several collectors (or a
+quick test config) sharing a database must not undo each other's work, and a CQ this
+config does not declare may be another config's as well as an older version of one of
+its own rules. Such CQs are kept and named in a warning; pruning
+(``collector provision --prune``) drops them, and retention policies the config does
+not list (those that hold data, i.e. have shards, only when pruning "all").
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -69,9 +75,11 @@ def continuous_query(database: str, rule: Downsample) -> tuple[str, str]:
 
 
 class Provisioner:
-    def __init__(self, transport: V1Transport, config: InfluxDBConfig) -> None:
+    def __init__(self, transport: V1Transport, config: InfluxDBConfig,
+                 log: logging.Logger) -> None:
         self.transport = transport
         self.config = config
+        self.log = log
         self.db = quote(config.database)
 
     def apply(self, dry_run: bool, prune: str = "none") -> list[str]:
@@ -95,7 +103,7 @@ class Provisioner:
         if prune != "none" and self.config.retention_policies:
             for statement in self._prune(policies, prune):
                 run(statement)
-        for statement in self._continuous_queries():
+        for statement in self._continuous_queries(prune != "none"):
             run(statement)
         return done
 
@@ -152,15 +160,23 @@ class Provisioner:
             found.update(values[column] for values in series.get("values", []))
         return found
 
-    def _continuous_queries(self) -> list[str]:
+    def _continuous_queries(self, prune: bool) -> list[str]:
+        """Create the CQs this config declares; with ``prune``, drop the managed ones it
+        does not, else name them in a warning."""
         wanted = dict(continuous_query(self.config.database, rule)
                       for rule in self.config.downsampling)
         existing = set()
         for series in self.transport.query("SHOW CONTINUOUS QUERIES"):
             if series.get("name") == self.config.database:
                 existing.update(values[0] for values in series.get("values", []))
-        statements = [f"DROP CONTINUOUS QUERY {quote(name)} ON {self.db}"
-                      for name in sorted(existing)
-                      if name.startswith(CQ_PREFIX) and name not in wanted]
-        statements += [statement for name, statement in wanted.items() if name not in existing]
+        undeclared = sorted(name for name in existing
+                            if name.startswith(CQ_PREFIX) and name not in wanted)
+        statements = [statement for name, statement in wanted.items() if name not in existing]
+        if prune:
+            return [f"DROP CONTINUOUS QUERY {quote(name)} ON {self.db}"
+                    for name in undeclared] + statements
+        if undeclared:
+            self.log.warning("kept continuous queries this config does not declare (another "
+                             "config's, or an older version of a rule; `collector provision "
+                             "--prune` drops them): %s", ", ".join(undeclared))
         return statements

@@ -17,8 +17,8 @@ HOUR = 3600.0
 
 @dataclass
 class RetentionPolicy:
-    name: str
-    duration: Duration
+    name: str = field(metadata={"example": "raw"})
+    duration: Duration = field(metadata={"example": Duration(30 * 86400)})
     """How long data is kept; "INF" keeps it forever. At least 1h."""
     shard_duration: Duration | None = None
     replication: int = 1
@@ -37,9 +37,9 @@ class RetentionPolicy:
 class Downsample:
     """A continuous query: aggregate ``source`` into ``target`` every ``interval``."""
 
-    source: str
-    target: str
-    interval: Duration
+    source: str = field(metadata={"example": "raw"})
+    target: str = field(metadata={"example": "long"})
+    interval: Duration = field(metadata={"example": Duration(300)})
     aggregate: Aggregate = "mean"
     measurements: list[str] = field(default_factory=list)
     """Measurements to downsample; empty means all."""
@@ -47,6 +47,9 @@ class Downsample:
     def validate(self) -> None:
         if not 1 <= self.interval < math.inf:
             raise BindError("interval", "must be at least 1s")
+        if self.source == self.target:
+            raise BindError("target", f"is the source {self.source!r}: a continuous query "
+                            "into its own source would read what it writes")
 
 
 @dataclass

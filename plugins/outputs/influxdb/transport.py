@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import gzip
 import json
+import re
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import urllib3
 
@@ -21,6 +23,46 @@ class Reply:
     status: int
     text: str
     retry_after: float | None = None
+    url: str = ""
+    """What was asked (no credentials are ever in it), for messages."""
+    html: bool = False
+    """The server answered with a web page: probably not InfluxDB at all."""
+
+    @property
+    def summary(self) -> str:
+        """The answer in one short line: InfluxDB's error text, or what a page says."""
+        text = self.text
+        if self.html:
+            text = "an HTML page (not InfluxDB?): " + " ".join(
+                re.sub(r"<[^>]*>", " ", re.sub(r"(?is)<(script|style).*?</\1>", " ", text)
+                       ).split())
+        else:
+            with contextlib.suppress(ValueError, AttributeError):  # not InfluxDB's JSON
+                text = json.loads(text).get("error", text)
+        text = " ".join(str(text).split())
+        return text if len(text) <= 200 else text[:200] + "..."
+
+
+def network_error(url: str, err: urllib3.exceptions.HTTPError, timeout: float) -> str:
+    """What went wrong on the way to the server, in words a user can act on."""
+    where = urlsplit(url).netloc
+    cause = err.__cause__
+    if isinstance(err, urllib3.exceptions.NameResolutionError):
+        return f"{where}: cannot resolve the host name"
+    if isinstance(err, urllib3.exceptions.ConnectTimeoutError) and not isinstance(
+            err, urllib3.exceptions.NewConnectionError):
+        return f"{where}: no connection within {timeout:g} s"
+    if isinstance(err, urllib3.exceptions.NewConnectionError):
+        reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(cause)
+        hint = " (is the server running?)" if isinstance(cause, ConnectionRefusedError) else ""
+        return f"{where}: {reason.lower()}{hint}"
+    if isinstance(err, urllib3.exceptions.ReadTimeoutError):
+        return f"{where}: no answer within {timeout:g} s"
+    if isinstance(err, urllib3.exceptions.SSLError):
+        return f"{where}: TLS failed: {cause or err}"
+    if isinstance(err, urllib3.exceptions.ProtocolError):
+        return f"{where}: connection lost ({cause or err})"
+    return f"{where}: {type(err).__name__}"
 
 
 def retry_after(value: str | None) -> float | None:
@@ -75,21 +117,22 @@ class V1Transport:
         headers = {**self._headers, "Content-Type": "application/x-www-form-urlencoded"}
         reply = self._request("POST", "/query", body.encode(), headers)
         if reply.status >= 300:
-            raise RuntimeError(f"HTTP {reply.status}: {reply.text.strip()}")
+            raise RuntimeError(f"{reply.url.split('?')[0]}: HTTP {reply.status} {reply.summary}")
         result = json.loads(reply.text)["results"][0]
         if "error" in result:
             raise RuntimeError(result["error"])
         return result.get("series", [])
 
     def _request(self, method: str, path: str, body: bytes, headers: dict) -> Reply:
+        url = self.url + path
         try:
-            response = self._pool.request(method, self.url + path, body=body, headers=headers)
+            response = self._pool.request(method, url, body=body, headers=headers)
         except urllib3.exceptions.HTTPError as err:
-            failed = self.url
             self._url_index = (self._url_index + 1) % len(self.config.urls)
-            raise RetryableError(f"{failed}: {type(err).__name__}") from None
+            raise RetryableError(network_error(url, err, self.config.timeout)) from None
         return Reply(response.status, response.data.decode("utf-8", "replace"),
-                     retry_after(response.headers.get("Retry-After")))
+                     retry_after(response.headers.get("Retry-After")), url,
+                     "html" in response.headers.get("Content-Type", ""))
 
     def close(self) -> None:
         self._pool.clear()
@@ -119,9 +162,11 @@ class V2Transport:
         except ApiException as err:
             headers = err.headers or {}
             return Reply(err.status or 0, str(err.body or err.reason or ""),
-                         retry_after(headers.get("Retry-After")))
+                         retry_after(headers.get("Retry-After")), self.config.urls[0],
+                         "html" in headers.get("Content-Type", ""))
         except urllib3.exceptions.HTTPError as err:
-            raise RetryableError(f"{self.config.urls[0]}: {type(err).__name__}") from None
+            raise RetryableError(network_error(self.config.urls[0], err, self.config.timeout)
+                                 ) from None
         return Reply(204, "")
 
     def close(self) -> None:
