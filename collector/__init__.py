@@ -6,6 +6,7 @@ from collector.lineprotocol import decode as decode_line_protocol
 from collector.metric import FieldValue, Metric
 from collector.plugin import (
     Accumulator,
+    Aggregator,
     ConfiguredInput,
     Input,
     NoOptions,
@@ -14,12 +15,14 @@ from collector.plugin import (
     Refused,
     RetryableError,
     StreamingInput,
+    Window,
     WriteResult,
 )
 from collector.units import ByteSize, Duration, Secret
 
 __all__ = [
-    "Accumulator", "AttachedDevice", "ByteSize", "ConfiguredInput", "Duration", "FieldValue",
-    "HealthLog", "Input", "Metric", "NoOptions", "Output", "PluginContext", "Refused",
-    "RetryableError", "Secret", "StreamingInput", "WriteResult", "decode_line_protocol",
+    "Accumulator", "Aggregator", "AttachedDevice", "ByteSize", "ConfiguredInput", "Duration",
+    "FieldValue", "HealthLog", "Input", "Metric", "NoOptions", "Output", "PluginContext",
+    "Refused", "RetryableError", "Secret", "StreamingInput", "Window", "WriteResult",
+    "decode_line_protocol",
 ]

@@ -13,11 +13,20 @@ from pathlib import Path
 
 import schedule
 
+from collector.aggregation import AGGREGATOR_COUNTERS, AggregatorRunner
 from collector.config import AgentConfig, Config, PluginSpec
+from collector.filters import Selector
 from collector.input_runner import PolledInput, StreamingRunner
 from collector.output_runner import OutputRunner
-from collector.pipeline import InputAccumulator, Pipeline, Sink
-from collector.plugin import ConfiguredInput, Input, Output, PluginContext, StreamingInput
+from collector.pipeline import InputAccumulator, Pipeline, Router, Sink
+from collector.plugin import (
+    Aggregator,
+    ConfiguredInput,
+    Input,
+    Output,
+    PluginContext,
+    StreamingInput,
+)
 from collector.spool import Spool
 from collector.stats import StatsRegistry
 
@@ -31,7 +40,8 @@ OUTPUT_COUNTERS = ("written", "rejected", "server_dropped", "retried", "errors",
 
 def build_plugin(spec: PluginSpec, config: Config, registry: StatsRegistry):
     """Instantiate one configured plugin with its context."""
-    declared = INPUT_COUNTERS if spec.kind == "inputs" else OUTPUT_COUNTERS
+    declared = {"inputs": INPUT_COUNTERS, "outputs": OUTPUT_COUNTERS,
+                "aggregators": AGGREGATOR_COUNTERS}[spec.kind]
     counters = registry.counters(spec.kind[:-1], declared, **{spec.kind[:-1]: spec.instance_id})
     context = PluginContext(
         name=spec.name, alias=spec.instance_id,
@@ -65,9 +75,14 @@ class Agent:
         """SIGHUP: check the config again; if it is good, stop and let the caller restart."""
         self.next_config: Config | None = None
         self.outputs: list[OutputRunner] = []
+        selectors: list[Selector | None] | None = None
         if sinks is None:
             sinks = [self._output_runner(spec).spool for spec in config.outputs]
-        self.pipeline = Pipeline(self.settings, config.global_tags, self.hostname, sinks)
+            selectors = [Selector.of(spec.options) for spec in config.outputs]
+        self.pipeline = Pipeline(self.settings, config.global_tags, self.hostname, sinks,
+                                 selectors)
+        self.aggregators = [self._aggregator(spec) for spec in config.aggregators]
+        self.pipeline.aggregators = list(self.aggregators)
         self._check_reload: Callable[[], Config | None] | None = None
         self.polled: list[PolledInput] = []
         self.streaming: list[StreamingRunner] = []
@@ -96,6 +111,13 @@ class Agent:
         self.outputs.append(runner)
         return runner
 
+    def _aggregator(self, spec: PluginSpec) -> AggregatorRunner:
+        plugin: Aggregator = build_plugin(spec, self.config, self.registry)
+        options = spec.options
+        return AggregatorRunner(plugin, Selector.of(options), options.period, options.grace,
+                                options.drop_original, plugin.context.stats,
+                                plugin.context.log, Router(self.pipeline).commit)
+
     def _add_input(self, spec: PluginSpec) -> None:
         plugin: Input = build_plugin(spec, self.config, self.registry)
         self.plugins.append(plugin)
@@ -122,11 +144,12 @@ class Agent:
         self._check_reload = check_reload
         for output in self.outputs:
             output.start()
-        for runner in [*self.streaming, *self.polled]:
+        for runner in [*self.aggregators, *self.streaming, *self.polled]:
             runner.start()
-        log.info("started: inputs %s; outputs %s; state in %s; SIGTERM or Ctrl-C stops "
+        log.info("started: inputs %s;%s outputs %s; state in %s; SIGTERM or Ctrl-C stops "
                  "(after a last flush)", _names(self.config.inputs),
-                 _names(self.config.outputs), self.state_dir)
+                 f" aggregators {_names(self.config.aggregators)};"
+                 if self.aggregators else "", _names(self.config.outputs), self.state_dir)
         try:
             self._schedule_loop()
         finally:
@@ -143,7 +166,7 @@ class Agent:
 
     def gather(self, wait: float) -> None:
         """Gather every polled input once and let streaming inputs push for ``wait``
-        seconds."""
+        seconds; then the aggregators summarise what they have."""
         for runner in self.streaming:
             runner.start()
         for polled in self.polled:
@@ -152,6 +175,8 @@ class Agent:
         self.stop_event.set()
         self._wait_for([runner.thread for runner in self.streaming],
                        time.monotonic() + self.settings.shutdown_timeout)
+        for aggregator in self.aggregators:
+            aggregator.close_windows(all_of_them=True)
 
     def shutdown(self) -> None:
         """Stop within ``shutdown_timeout`` in all: inputs first, then a last flush.
@@ -165,6 +190,8 @@ class Agent:
             polled.wake()
         self._wait_for([runner.thread for runner in [*self.polled, *self.streaming]],
                        deadline)
+        for aggregator in self.aggregators:
+            aggregator.stop()
         for output in self.outputs:
             output.begin_stop(deadline)
         self._wait_for([output.thread for output in self.outputs], deadline)

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from collector import registry
 from collector.binding import BindError, bind, substitute_env, suggest
+from collector.filters import FilterOptions
 from collector.units import ByteSize, Duration
 
 ENV_CONFIG = "COLLECTOR_CONFIG"
@@ -76,8 +77,9 @@ class AgentConfig:
 
 
 @dataclass
-class InputOptions:
-    """Keys every [[inputs.*]] table accepts besides the plugin's own."""
+class InputOptions(FilterOptions):
+    """Keys every [[inputs.*]] table accepts besides the plugin's own. Its filters
+    apply to what the plugin emits, before the renames and tags below."""
 
     interval: Duration | None = None
     """This input's gather interval (default: the agent's, or the plugin's own)."""
@@ -97,8 +99,31 @@ class InputOptions:
 
 
 @dataclass
-class OutputOptions:
-    """Keys every [[outputs.*]] table accepts besides the plugin's own."""
+class AggregatorOptions(FilterOptions):
+    """Keys every [[aggregators.*]] table accepts besides the plugin's own. Its filters
+    choose the metrics it takes (as the inputs' renames and tags left them)."""
+
+    period: Duration = Duration(30)
+    """Windows of this length, aligned to UTC boundaries (a 1m window starts at :00)."""
+    grace: Duration = Duration(1)
+    """How long after a window's end its late metrics are still taken (a meter whose
+    clock lags the host's needs at least that lag); the summary is sent then."""
+    drop_original: bool = False
+    """Send only the summary to the outputs, not the metrics it was made of."""
+    alias: str = ""
+    """Instance name, in logs and internal metrics."""
+
+    def validate(self) -> None:
+        if self.period < 1 or self.period == float("inf"):
+            raise BindError("period", "must be at least 1s")
+        if self.grace < 0:
+            raise BindError("grace", "must not be negative")
+
+
+@dataclass
+class OutputOptions(FilterOptions):
+    """Keys every [[outputs.*]] table accepts besides the plugin's own. Its filters
+    choose the metrics that go into its spool."""
 
     alias: str = ""
     """Instance name; also names its spool directory, so keep it stable."""
@@ -143,10 +168,13 @@ class Config:
     global_tags: dict[str, str]
     inputs: list[PluginSpec]
     outputs: list[PluginSpec]
+    aggregators: list[PluginSpec] = field(default_factory=list)
 
 
-_COMMON = {"inputs": InputOptions, "outputs": OutputOptions}
-_SECTIONS = ("agent", "global_tags", "inputs", "outputs")
+COMMON_OPTIONS = {"inputs": InputOptions, "aggregators": AggregatorOptions,
+                  "outputs": OutputOptions}
+"""The keys every plugin of a kind takes besides its own."""
+_SECTIONS = ("agent", "global_tags", *COMMON_OPTIONS)
 
 
 def load(paths: list[str] | None = None, directory: str | None = None) -> Config:
@@ -196,7 +224,7 @@ def merge(documents: list[tuple[str, str]]) -> Config:
     agent_from: dict[str, str] = {}
     tags: dict[str, Any] = {}
     tags_from: dict[str, str] = {}
-    tables: dict[str, list[tuple[str, str, int, str, Any]]] = {"inputs": [], "outputs": []}
+    tables: dict[str, list[tuple[str, str, int, str, Any]]] = {kind: [] for kind in COMMON_OPTIONS}
     for source, text in documents:
         document = _toml(source, text)
         _collect(source, document.get("agent", {}), "agent", agent, agent_from)
@@ -209,6 +237,7 @@ def merge(documents: list[tuple[str, str]]) -> Config:
         global_tags=_bind_section(tags_from, "global_tags", _Tags, {"tags": tags}).tags,
         inputs=_plugins("inputs", tables["inputs"]),
         outputs=_plugins("outputs", tables["outputs"]),
+        aggregators=_plugins("aggregators", tables["aggregators"]),
     )
 
 
@@ -219,7 +248,7 @@ def _toml(source: str, text: str) -> dict[str, Any]:
         raise ConfigError(source, "", "", f"invalid TOML: {err}") from None
     for key in document:
         if key not in _SECTIONS:
-            raise ConfigError(source, key, "", f"unknown section{suggest(key, _SECTIONS)}")
+            raise ConfigError(source, key, "", f"unknown section{suggest(key, list(_SECTIONS))}")
     return document
 
 
@@ -287,7 +316,7 @@ def _plugin(source: str, kind: registry.Kind, name: str, number: int, section: s
                           f"{suggest(name, available)}") from None
     if not isinstance(table, dict):
         raise ConfigError(source, section, "", "expected a table")
-    common_cls = _COMMON[kind]
+    common_cls = COMMON_OPTIONS[kind]
     common_keys = set(common_cls.__dataclass_fields__)
     try:
         table = substitute_env(table)

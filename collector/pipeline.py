@@ -1,14 +1,22 @@
-"""From an input's metrics to durable bytes in every output's spool."""
+"""From an input's metrics to durable bytes in every output's spool.
+
+Fast path (no aggregator, no output filter, the common case): an input's metrics are
+encoded once, with the input's renames and tags applied per series by its encoder,
+and the same bytes go to every spool. Otherwise metrics are shaped first, offered to
+the aggregators, and encoded once per distinct output filter ("route").
+"""
 
 from __future__ import annotations
 
 import contextlib
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from collector.config import AgentConfig, InputOptions
-from collector.lineprotocol import Encoder
+from collector.filters import Selector
+from collector.lineprotocol import Encoder, EncodeStats
 from collector.metric import PRECISION_NS, FieldValue, Metric
 from collector.plugin import Refused
 from collector.shaping import Shaping
@@ -20,6 +28,20 @@ class Sink(Protocol):
         """Store durably, or raise ``Refused`` having stored nothing."""
 
 
+class Aggregating(Protocol):
+    def offer(self, metric: Metric) -> bool:
+        """Take the metric into the current window; True when the original must not go
+        on to the outputs (the aggregator drops originals)."""
+
+
+@dataclass
+class Route:
+    """Outputs with the same filters: they share one encoding of each batch."""
+
+    selector: Selector | None
+    sinks: list[Sink] = field(default_factory=list)
+
+
 class Pipeline:
     """Appends every committed payload to every sink, in one order for all of them.
 
@@ -28,13 +50,28 @@ class Pipeline:
     """
 
     def __init__(self, agent: AgentConfig, global_tags: dict[str, str], hostname: str,
-                 sinks: list[Sink]) -> None:
+                 sinks: list[Sink], selectors: list[Selector | None] | None = None) -> None:
         self.step_ns = PRECISION_NS[agent.precision]
         self.base_tags = dict(global_tags)
         if not agent.omit_hostname:
             self.base_tags.setdefault("host", hostname)
         self.sinks = sinks
+        self.routes: list[Route] = []
+        for sink, selector in zip(sinks, selectors or [None] * len(sinks), strict=True):
+            key = selector.key if selector else None
+            route = next((r for r in self.routes
+                          if (r.selector.key if r.selector else None) == key), None)
+            if route is None:
+                route = Route(selector)
+                self.routes.append(route)
+            route.sinks.append(sink)
+        self.aggregators: list[Aggregating] = []
         self._lock = threading.Lock()
+
+    @property
+    def direct(self) -> bool:
+        """Whether every metric goes unchanged to every sink (the fast path)."""
+        return not self.aggregators and all(route.selector is None for route in self.routes)
 
     def shaping(self, options: InputOptions) -> Shaping:
         """What one input's metrics get on their way: its renames, its and global tags."""
@@ -42,20 +79,60 @@ class Pipeline:
                        self.base_tags, dict(options.tags), self.step_ns)
 
     def commit(self, payload: bytes, count: int) -> None:
-        """Store an encoded batch in every sink; raise ``Refused`` if any sink refused.
+        """Store an encoded batch in every sink; raise ``Refused`` if any sink refused."""
+        self.commit_routed([(self.sinks, payload, count)])
 
-        Every sink is tried, so one full spool does not starve the other outputs. The
-        refusal raised is the most serious one: a failing disk before a full spool.
+    def commit_routed(self, payloads: list[tuple[list[Sink], bytes, int]]) -> None:
+        """Store each payload in its sinks, all under one lock so that every sink sees
+        the same order; raise ``Refused`` if any sink refused (the most serious: a
+        failing disk before a full spool).
+
+        Every sink is tried, so one full spool does not starve the other outputs.
         """
         refusals: list[Refused] = []
         with self._lock:
-            for sink in self.sinks:
-                try:
-                    sink.append(payload, count)
-                except Refused as refusal:
-                    refusals.append(refusal)
+            for sinks, payload, count in payloads:
+                for sink in sinks:
+                    try:
+                        sink.append(payload, count)
+                    except Refused as refusal:
+                        refusals.append(refusal)
         if refusals:
             raise max(refusals, key=lambda refusal: refusal.storage_failed)
+
+
+class Router:
+    """Encodes already shaped metrics once per route and commits them together.
+
+    Used by an input when the fast path does not apply, and by each aggregator.
+    """
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        shaping = Shaping(step_ns=pipeline.step_ns)
+        self._encoders = [Encoder("ns", shaping) for _ in pipeline.routes]
+
+    @property
+    def stats(self) -> EncodeStats:
+        """What the encoders left out, summed over routes (a metric invalid for two
+        outputs counts twice)."""
+        total = EncodeStats()
+        for encoder in self._encoders:
+            total.metrics_dropped += encoder.stats.metrics_dropped
+            total.fields_dropped += encoder.stats.fields_dropped
+            total.tags_dropped += encoder.stats.tags_dropped
+        return total
+
+    def commit(self, metrics: list[Metric]) -> None:
+        """Metrics to the outputs whose filters take them."""
+        payloads = []
+        for route, encoder in zip(self.pipeline.routes, self._encoders, strict=True):
+            chosen = route.selector.apply(metrics) if route.selector else metrics
+            payload, count = encoder.encode(chosen)
+            if count:
+                payloads.append((route.sinks, payload, count))
+        if payloads:
+            self.pipeline.commit_routed(payloads)
 
 
 class InputAccumulator:
@@ -72,8 +149,11 @@ class InputAccumulator:
         self.pipeline = pipeline
         self.counters = counters
         self.buffered = buffered
+        self.selector = Selector.of(options)
+        self._shaping = pipeline.shaping(options)
         self._held: list[Metric] = []
-        self._encoder = Encoder("ns", pipeline.shaping(options))
+        self._encoder = Encoder("ns", self._shaping)
+        self._router: Router | None = None
         self._lock = threading.Lock()
 
     def add(self, name: str, fields: dict[str, FieldValue],
@@ -99,19 +179,43 @@ class InputAccumulator:
             self.store([])
 
     def _commit(self, metrics: list[Metric]) -> None:
+        if self.selector:
+            metrics = self.selector.apply(metrics)
         if not metrics:
             return
         with self._lock:
-            stats = self._encoder.stats
-            payload, count = self._encoder.encode(metrics)
-            self.counters.set("metrics_invalid", stats.metrics_dropped)
-            self.counters.set("fields_invalid", stats.fields_dropped)
-            self.counters.set("tags_invalid", stats.tags_dropped)
-            if not count:
-                return
             try:
-                self.pipeline.commit(payload, count)
+                count = self._commit_direct(metrics) if self.pipeline.direct \
+                    else self._commit_routed(metrics)
             except Refused:
-                self.counters.incr("refused", count)
+                self.counters.incr("refused", len(metrics))
                 raise
+            finally:
+                stats = self._router.stats if self._router else self._encoder.stats
+                self.counters.set("metrics_invalid", stats.metrics_dropped)
+                self.counters.set("fields_invalid", stats.fields_dropped)
+                self.counters.set("tags_invalid", stats.tags_dropped)
         self.counters.incr("gathered", count)
+
+    def _commit_direct(self, metrics: list[Metric]) -> int:
+        payload, count = self._encoder.encode(metrics)
+        if count:
+            self.pipeline.commit(payload, count)
+        return count
+
+    def _commit_routed(self, metrics: list[Metric]) -> int:
+        """Shape, let the aggregators take what they want, route the rest."""
+        if self._router is None:
+            self._router = Router(self.pipeline)
+        shaping = self._shaping
+        originals = []
+        for metric in metrics:
+            shaped = Metric(shaping.name(metric.name), metric.fields,
+                            shaping.tags(metric.tags), metric.time_ns)
+            dropped = False
+            for aggregator in self.pipeline.aggregators:  # every one sees it
+                dropped |= aggregator.offer(shaped)
+            if not dropped:
+                originals.append(shaped)
+        self._router.commit(originals)
+        return len(metrics)

@@ -2,8 +2,9 @@
 
 An input is either polled (``Input.gather`` runs on the agent's schedule) or streaming
 (``StreamingInput.run`` owns a thread and pushes metrics when the device does). An
-output turns one batch of line protocol into a ``WriteResult`` or raises
-``RetryableError``; batching, spooling, retries and backoff are the agent's job.
+aggregator summarises each period's metrics (``Aggregator.window``). An output turns one
+batch of line protocol into a ``WriteResult`` or raises ``RetryableError``; batching,
+spooling, retries and backoff are the agent's job.
 """
 
 from __future__ import annotations
@@ -110,6 +111,33 @@ class StreamingInput(Input):
 
     def run(self, acc: Accumulator, stop: threading.Event) -> None:
         """Deliver metrics until ``stop`` is set. If it raises, the agent restarts it."""
+        raise NotImplementedError
+
+
+class Window(Protocol):
+    """What one aggregator keeps of one period: every metric it takes of that period
+    goes to ``add``; once the period (and the grace for late metrics) is over, the core
+    asks for the ``summary``, stamps nothing itself, and forgets the window."""
+
+    def add(self, metric: Metric) -> None: ...
+
+    def summary(self, start_ns: int) -> list[Metric]:
+        """The period's aggregates, stamped ``start_ns`` (the window's UTC start)."""
+
+
+class Aggregator:
+    """Summarises metrics per period: ``period`` windows aligned to UTC boundaries,
+    ``grace`` for late metrics, filters and ``drop_original`` are the core's; a plugin
+    says only what a window does with its metrics."""
+
+    Config: ClassVar[type] = NoOptions
+
+    def __init__(self, config, context: PluginContext) -> None:
+        self.config = config
+        self.context = context
+
+    def window(self) -> Window:
+        """A fresh, empty window."""
         raise NotImplementedError
 
 

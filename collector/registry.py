@@ -12,8 +12,9 @@ import typing
 from importlib.metadata import entry_points
 from typing import Any, Literal
 
-Kind = Literal["inputs", "outputs", "emulators", "devices"]
-"""Plugin classes, ``collector emulate NAME`` entry functions, device identifiers."""
+Kind = Literal["inputs", "aggregators", "outputs", "emulators", "devices", "importers"]
+"""Plugin classes, ``collector emulate NAME`` entry functions, device identifiers, and
+readers of legacy data for ``collector import``."""
 
 _registered: dict[str, dict[str, object]] = {kind: {} for kind in typing.get_args(Kind)}
 

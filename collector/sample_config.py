@@ -22,10 +22,10 @@ from functools import cache
 from typing import Any, Literal, get_args, get_origin
 
 from collector import registry
-from collector.config import AgentConfig, InputOptions, OutputOptions
+from collector.config import COMMON_OPTIONS, AgentConfig
 from collector.units import ByteSize, Duration, Secret
 
-PLUGIN_KINDS: tuple[registry.Kind, ...] = ("inputs", "outputs")
+PLUGIN_KINDS: tuple[registry.Kind, ...] = ("inputs", "aggregators", "outputs")
 ACTIVE_BY_DEFAULT = {("inputs", "internal"), ("outputs", "file")}
 """With no plugin named, these are active and every other installed one is shown
 commented out, as ``telegraf config`` does."""
@@ -56,12 +56,12 @@ def resolve(wanted: list[str]) -> list[tuple[registry.Kind, str]]:
         kind, _, name = item.rpartition(".")
         kinds = [kind] if kind else [k for k in PLUGIN_KINDS if name in registry.available(k)]
         if kind and kind not in PLUGIN_KINDS:
-            raise KeyError(f"{item}: the kind is inputs or outputs")
+            raise KeyError(f"{item}: the kind is one of {', '.join(PLUGIN_KINDS)}")
         if not kinds or (kind and name not in registry.available(kind)):  # type: ignore[arg-type]
             raise KeyError(f"{item}: no such plugin (`collector plugins` lists them)")
         if len(kinds) > 1:
-            raise KeyError(f"{item}: both an input and an output; say inputs.{name} or "
-                           f"outputs.{name}")
+            raise KeyError(f"{item}: a plugin of several kinds; say "
+                           + " or ".join(f"{kind}.{name}" for kind in kinds))
         found.append((kinds[0], name))
     return found
 
@@ -87,8 +87,7 @@ _HEADER = """\
 
 
 def _common_options(kind: registry.Kind) -> str:
-    options = InputOptions if kind == "inputs" else OutputOptions
-    body = _comment_out(_section("", options, commented=True)).strip("\n")
+    body = _comment_out(_section("", COMMON_OPTIONS[kind], commented=True)).strip("\n")
     return f"## Every [[{kind}.NAME]] also takes:\n{body}\n"
 
 

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from importlib.metadata import version
+from importlib.metadata import entry_points, version
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,11 @@ from collector import registry
 from tests.helpers import collector, run_collector, stop, wait_until, write_config
 
 REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def installed(kind: str) -> list[str]:
+    """Plugins a `collector` process finds (not those tests register in this one)."""
+    return sorted(ep.name for ep in entry_points(group=f"collector.{kind}"))
 
 
 def lines_of(path: Path, prefix: str) -> list[str]:
@@ -58,11 +63,12 @@ def test_the_full_sample_config_passes_check(tmp_path):
     assert run_collector("check", "-c", str(path)).returncode == 0
 
 
-@pytest.mark.parametrize("kind", ["inputs", "outputs"])
+@pytest.mark.parametrize("kind", ["inputs", "aggregators", "outputs"])
 def test_every_option_of_every_plugin_is_in_its_sample_and_it_passes_check(tmp_path, kind):
-    for name in registry.available(kind):
-        sample = run_collector("config", f"{kind}.{name}", *(
-            ["inputs.internal"] if kind == "outputs" else ["outputs.file"]))
+    others = {"inputs": ["outputs.file"], "outputs": ["inputs.internal"],
+              "aggregators": ["inputs.internal", "outputs.file"]}[kind]
+    for name in installed(kind):
+        sample = run_collector("config", f"{kind}.{name}", *others)
         assert sample.returncode == 0, sample.stderr
         for option in dataclasses.fields(registry.load(kind, name).Config):
             shown = (f"{option.name} = " in sample.stdout  # a value, or a table of them:
@@ -83,8 +89,8 @@ def test_an_unknown_plugin_in_config_is_one_line_exit_2():
 def test_plugins_lists_every_installed_plugin_with_what_it_is():
     result = run_collector("plugins")
     assert result.returncode == 0
-    for kind in ("inputs", "outputs"):
-        for name in registry.available(kind):
+    for kind in ("inputs", "aggregators", "outputs"):
+        for name in installed(kind):
             assert any(line.split()[0] == name and len(line.split()) > 2
                        for line in result.stdout.splitlines() if line.startswith("  "))
 
