@@ -39,6 +39,16 @@ MALFORMED = [
     ("cq into its source", OUTPUT + "[[outputs.influxdb.retention_policies]]\nname = \"raw\"\n"
      "duration = \"1d\"\n[[outputs.influxdb.downsampling]]\nsource = \"raw\"\ntarget = \"raw\"\n"
      "interval = \"1m\"", "[outputs.influxdb] downsampling[0].target", "its own source"),
+    ("resample shorter than interval", OUTPUT + "[[outputs.influxdb.retention_policies]]\n"
+     "name = \"raw\"\nduration = \"1d\"\n[[outputs.influxdb.retention_policies]]\n"
+     "name = \"y\"\nduration = \"INF\"\n[[outputs.influxdb.downsampling]]\nsource = \"raw\"\n"
+     "target = \"y\"\ninterval = \"1h\"\nresample_for = \"30m\"",
+     "[outputs.influxdb] downsampling[0].resample_for", "at least the interval"),
+    ("bad time zone", OUTPUT + "[[outputs.influxdb.retention_policies]]\nname = \"raw\"\n"
+     "duration = \"1d\"\n[[outputs.influxdb.retention_policies]]\nname = \"y\"\n"
+     "duration = \"INF\"\n[[outputs.influxdb.downsampling]]\nsource = \"raw\"\ntarget = \"y\"\n"
+     "interval = \"1h\"\ntime_zone = \"Mars/Olympus\"",
+     "[outputs.influxdb] downsampling[0].time_zone", "not an IANA time zone"),
     ("misspelt key", "[agent]\nintervall = \"1s\"", "[agent] intervall",
      "did you mean 'interval'"),
     ("empty config", "", "", "no inputs"),

@@ -177,3 +177,41 @@ token = "not-checked-by-victoria"
     series = wait_until(lambda: victoria.export('solar_power{site="roof"}'), timeout=10)
     assert series[0]["values"] == [1.25]
     assert series[0]["timestamps"] == [stamp // 10**6]
+
+
+def test_a_custom_select_with_resample_rolls_a_counter_up(influxd, database, tmp_path):
+    """Energy per interval from a cumulative counter, recomputed over the last intervals
+    so that a late point is folded in: what the stack's kWh roll-ups rely on."""
+    plugin = output_plugin(f"""
+[[outputs.influxdb]]
+urls = ["{influxd.url}"]
+database = "{database}"
+[[outputs.influxdb.retention_policies]]
+name = "raw"
+duration = "1d"
+default = true
+[[outputs.influxdb.retention_policies]]
+name = "energy"
+duration = "INF"
+[[outputs.influxdb.downsampling]]
+source = "raw"
+target = "energy"
+interval = "2s"
+measurements = ["meter"]
+select = "spread(kwh) AS kwh"
+into = "meter_rollup"
+resample_for = "10s"
+time_zone = "Europe/Berlin"
+""", tmp_path)
+    (*_, create) = plugin.provision(dry_run=False)
+    assert "RESAMPLE FOR 10s" in create and "tz('Europe/Berlin')" in create
+    start = (time.time_ns() // (2 * 10**9) - 1) * 2 * 10**9
+    plugin.write(b"".join(b"meter kwh=%d %d\n" % (100 + i, start + i * 10**8)
+                          for i in range(5)), 5)
+
+    def rolled_up():
+        rows = influxd.rows('SELECT kwh FROM "energy"."meter_rollup"', database,
+                            missing_ok=True)
+        return [row for row in rows if row["kwh"] == 4.0]
+
+    wait_until(rolled_up, timeout=20, every=0.3)

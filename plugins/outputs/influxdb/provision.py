@@ -67,10 +67,17 @@ def continuous_query(database: str, rule: Downsample) -> tuple[str, str]:
     else:
         sources = f"{quote(database)}.{quote(rule.source)}./.*/"
     interval = influxql_duration(rule.interval)
-    body = (f"BEGIN SELECT {rule.aggregate}(*) INTO {quote(database)}.{quote(rule.target)}"
-            f".:MEASUREMENT FROM {sources} GROUP BY time({interval}), * END")
+    selected = rule.select or f"{rule.aggregate}(*)"
+    into = quote(rule.into) if rule.into else ":MEASUREMENT"
+    zone = f" tz('{rule.time_zone}')" if rule.time_zone else ""
+    resample = "".join(f" {word} {influxql_duration(value)}" for word, value in (
+        ("EVERY", rule.resample_every), ("FOR", rule.resample_for)) if value is not None)
+    body = (f"{'RESAMPLE' + resample + ' ' if resample else ''}BEGIN SELECT {selected} INTO "
+            f"{quote(database)}.{quote(rule.target)}.{into} FROM {sources} GROUP BY "
+            f"time({interval}), *{zone} END")
     digest = hashlib.sha256(body.encode()).hexdigest()[:8]
-    name = f"{CQ_PREFIX}{rule.source}_to_{rule.target}_{rule.aggregate}_{interval}_{digest}"
+    kind = rule.into or ("select" if rule.select else rule.aggregate)
+    name = f"{CQ_PREFIX}{rule.source}_to_{rule.target}_{kind}_{interval}_{digest}"
     return name, f"CREATE CONTINUOUS QUERY {quote(name)} ON {quote(database)} {body}"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import zoneinfo
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -41,8 +42,22 @@ class Downsample:
     target: str = field(metadata={"example": "long"})
     interval: Duration = field(metadata={"example": Duration(300)})
     aggregate: Aggregate = "mean"
+    """Applied to every field: mean(*) writes mean_<field>."""
     measurements: list[str] = field(default_factory=list)
     """Measurements to downsample; empty means all."""
+    select: str = ""
+    """Instead of `aggregate`, the InfluxQL SELECT list, e.g. "spread(delivered_kwh) AS
+    delivered_kwh" (energy in an interval from a cumulative counter)."""
+    into: str = ""
+    """The measurement to write; default: the source measurement's own name."""
+    resample_every: Duration | None = None
+    """How often the CQ runs; default: every `interval`."""
+    resample_for: Duration | None = None
+    """How far back each run recomputes; default: the last interval only. Longer folds
+    late pushes and a spool's replay after an outage into the roll-up."""
+    time_zone: str = ""
+    """Whole days and hours of this IANA zone (tz() in the GROUP BY), e.g. for daily kWh
+    that start at local midnight; default UTC."""
 
     def validate(self) -> None:
         if not 1 <= self.interval < math.inf:
@@ -50,6 +65,17 @@ class Downsample:
         if self.source == self.target:
             raise BindError("target", f"is the source {self.source!r}: a continuous query "
                             "into its own source would read what it writes")
+        if self.resample_for is not None and not (
+                self.interval <= self.resample_for < math.inf):
+            raise BindError("resample_for", "must be at least the interval, and finite")
+        if self.resample_every is not None and not 1 <= self.resample_every < math.inf:
+            raise BindError("resample_every", "must be at least 1s")
+        if self.time_zone:
+            try:
+                zoneinfo.ZoneInfo(self.time_zone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise BindError("time_zone", f"{self.time_zone!r} is not an IANA time zone "
+                                "(e.g. \"Europe/Berlin\")") from None
 
 
 @dataclass
