@@ -8,21 +8,24 @@ from collector.plugin import (
     Accumulator,
     Aggregator,
     ConfiguredInput,
+    Importer,
     Input,
     NoOptions,
     Output,
     PluginContext,
     Refused,
     RetryableError,
+    RowSource,
     StreamingInput,
     Window,
     WriteResult,
 )
+from collector.timezones import LocalTimes
 from collector.units import ByteSize, Duration, Secret
 
 __all__ = [
     "Accumulator", "Aggregator", "AttachedDevice", "ByteSize", "ConfiguredInput", "Duration",
-    "FieldValue", "HealthLog", "Input", "Metric", "NoOptions", "Output", "PluginContext",
-    "Refused", "RetryableError", "Secret", "StreamingInput", "Window", "WriteResult",
-    "decode_line_protocol",
+    "FieldValue", "HealthLog", "Importer", "Input", "LocalTimes", "Metric", "NoOptions",
+    "Output", "PluginContext", "Refused", "RetryableError", "RowSource", "Secret",
+    "StreamingInput", "Window", "WriteResult", "decode_line_protocol",
 ]

@@ -8,16 +8,19 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from collector import config as config_module
 from collector import devices as devices_module
-from collector import registry, sample_config
+from collector import importing, registry, sample_config
 from collector.agent import Agent, build_plugin
 from collector.config import Config, ConfigError
 from collector.plugin import StreamingInput
 from collector.stats import StatsRegistry
+from collector.units import Secret
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -62,6 +65,8 @@ def load(args: argparse.Namespace) -> Config:
         if names is not None:
             _filter(config, kind, names)
     needs_inputs, needs_outputs = _NEEDS[args.command]
+    if getattr(args, "dry_run", False) and args.command == "import":
+        needs_outputs = False
     config_module.require(config, needs_inputs, needs_outputs)
     return config
 
@@ -78,7 +83,7 @@ def _filter(config: Config, kind: str, names: str) -> None:
 
 
 _NEEDS = {"run": (True, True), "once": (True, True), "check": (True, True),
-          "test": (True, False), "provision": (False, True)}
+          "test": (True, False), "provision": (False, True), "import": (False, True)}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -126,6 +131,24 @@ def _parser() -> argparse.ArgumentParser:
                                 "queries; retention policies only when empty)")
     provision.add_argument("--prune-with-data", action="store_true",
                            help="with --prune: drop retention policies that hold data too")
+    legacy = command("import", _import, "bring legacy history (a MySQL table of the old "
+                     "loggers, or a CSV export of it) into the configured outputs, "
+                     "resumably and without storing anything twice")
+    legacy.add_argument("kind", metavar="KIND", help="se521 or raven (which legacy logger)")
+    legacy.add_argument("source", metavar="SOURCE",
+                        help="mysql://USER@HOST[:PORT]/DATABASE, or a CSV file")
+    legacy.add_argument("--timezone", default="local",
+                        help="zone of the legacy naive local times: local (default), UTC, "
+                             "or an IANA name such as Europe/Berlin")
+    legacy.add_argument("--table", default="", help="the table, if renamed")
+    legacy.add_argument("--password-file", metavar="FILE",
+                        help="the MySQL password (default: $MYSQL_PWD)")
+    legacy.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
+                        help="add a tag to every metric (e.g. device=SN1234); repeatable")
+    legacy.add_argument("--dry-run", action="store_true",
+                        help="print the line protocol it would store; store nothing")
+    legacy.add_argument("--restart", action="store_true",
+                        help="forget how far an earlier import got and start again")
     sample = command("config", _config, "print a commented sample config (every installed "
                      "plugin, or those named)", with_config=False)
     sample.add_argument("plugins", nargs="*", metavar="PLUGIN",
@@ -275,6 +298,30 @@ def _provision(config: Config, args) -> int:
         for change in changes:
             print(f"  {verb}: {change}")
     return status
+
+
+def _import(config: Config, args) -> int:
+    tags = dict(item.partition("=")[::2] for item in args.tag)
+    if any(not key or not value for key, value in tags.items()):
+        print("collector: --tag takes KEY=VALUE", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        password = Secret(Path(args.password_file).read_text().strip()) \
+            if args.password_file else Secret(os.environ.get("MYSQL_PWD", ""))
+    except OSError as err:
+        print(f"collector: --password-file: {err.strerror}", file=sys.stderr)
+        return EXIT_CONFIG
+    request = importing.ImportRequest(args.kind, args.source, args.timezone, args.table,
+                                      password, tags, args.dry_run, args.restart)
+    stop = threading.Event()
+    importing.install_stop_signals(stop)
+    try:
+        outcome = importing.run(config, request, stop=stop)
+    except importing.ImportProblem as err:
+        print(f"collector: import: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(importing.summary(outcome), file=sys.stderr)
+    return 0 if outcome.complete and not outcome.undelivered else EXIT_FAILED
 
 
 def _config(args) -> int:

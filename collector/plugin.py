@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from collector.metric import FieldValue, Metric
 from collector.stats import Counters, StatsRegistry
+from collector.timezones import LocalTimes
 
 Prune = Literal["none", "empty", "all"]
 
@@ -138,6 +140,40 @@ class Aggregator:
 
     def window(self) -> Window:
         """A fresh, empty window."""
+        raise NotImplementedError
+
+
+class RowSource(Protocol):
+    """Where ``collector import`` reads a legacy table: a MySQL server or a CSV export."""
+
+    def columns(self, table: str) -> list[str]: ...
+
+    def lookup(self, table: str) -> list[dict[str, Any]]:
+        """Every row of a small side table (e.g. run_info); [] where the source has none."""
+
+
+class Importer:
+    """Turns the rows of one legacy table into metrics, for ``collector import``.
+
+    The core reads the rows (in the order they were written, resumably), stores the
+    metrics through the normal pipeline and spool, and counts; an importer says what a
+    row means. Naive local times go through ``self.times``; what a row leaves out (a
+    sentinel row, a NULL, an impossible value) is counted in ``skipped`` by reason.
+    """
+
+    table: ClassVar[str] = ""
+    """The legacy table's name."""
+    order_by: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    """Unique keys in the order rows were written; the first the table has is used."""
+
+    def __init__(self, times: LocalTimes) -> None:
+        self.times = times
+        self.skipped: Counter[str] = Counter()
+
+    def prepare(self, source: RowSource) -> None:
+        """Read what conversion needs besides the rows (a side table)."""
+
+    def convert(self, row: dict[str, Any]) -> list[Metric]:
         raise NotImplementedError
 
 
