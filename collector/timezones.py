@@ -17,7 +17,7 @@ from pathlib import Path
 ORIGINAL_TZ = os.environ.get("TZ", "")
 """The TZ the process was started with, before the collector pins its own to UTC."""
 UTC = datetime.UTC
-EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
+NAIVE_EPOCH = datetime.datetime(1970, 1, 1)
 MICROSECOND = datetime.timedelta(microseconds=1)
 
 
@@ -77,21 +77,40 @@ class LocalTimes:
         self.counted: Counter[str] = Counter()
         self._previous: datetime.datetime | None = None
         self._second_pass = False
+        self._minutes: dict[tuple[int, int, int, int, int], tuple[str, int, int]] = {}
+        """(kind, first offset, second offset) per local minute: zones change their offset
+        on whole minutes, and legacy rows come many to a minute."""
 
     def to_utc_ns(self, naive: datetime.datetime) -> int:
-        first = naive.replace(tzinfo=self.tz, fold=0)
-        second = naive.replace(tzinfo=self.tz, fold=1)
-        if first.utcoffset() == second.utcoffset():
+        minute = (naive.year, naive.month, naive.day, naive.hour, naive.minute)
+        known = self._minutes.get(minute)
+        if known is None:
+            known = self._minutes[minute] = self._classify(naive)
+        kind, first, second = known
+        offset = first
+        if kind == "plain":
             self._second_pass = False
-            chosen = first
-        elif first.astimezone(UTC).astimezone(self.tz).replace(tzinfo=None) != naive:
-            self._second_pass = False
-            chosen = first  # in the gap: the offset from before the clock went forward
+        elif kind == "nonexistent":
+            self._second_pass = False  # in the gap: the offset from before the change
             self.counted["nonexistent"] += 1
         else:
             if self._previous is not None and naive < self._previous:
                 self._second_pass = True
-            chosen = second if self._second_pass else first
+            if self._second_pass:
+                offset = second
             self.counted["ambiguous_second" if self._second_pass else "ambiguous_first"] += 1
         self._previous = naive
-        return (chosen - EPOCH) // MICROSECOND * 1000
+        return (naive - NAIVE_EPOCH) // MICROSECOND * 1000 - offset
+
+    def _classify(self, naive: datetime.datetime) -> tuple[str, int, int]:
+        first = naive.replace(tzinfo=self.tz, fold=0)
+        second = naive.replace(tzinfo=self.tz, fold=1)
+        offsets = [round(moment.utcoffset().total_seconds()) * 10**9  # type: ignore[union-attr]
+                   for moment in (first, second)]
+        if offsets[0] == offsets[1]:
+            kind = "plain"
+        elif first.astimezone(UTC).astimezone(self.tz).replace(tzinfo=None) != naive:
+            kind = "nonexistent"
+        else:
+            kind = "ambiguous"
+        return kind, offsets[0], offsets[1]

@@ -26,9 +26,6 @@ from typing import Any
 from collector import Importer, LocalTimes, Metric, RowSource
 from plugins.inputs.raven.decoder import signed32
 
-SENTINEL = (-1, -1, -1)
-TIME_COLUMNS = ("time", "date_time")
-
 
 class RavenImporter(Importer):
     table = "instantaneous_demand"
@@ -44,19 +41,19 @@ class RavenImporter(Importer):
                        for row in source.lookup("run_info")}
 
     def convert(self, row: dict[str, Any]) -> list[Metric]:
-        values = (row.get("demand"), row.get("multiplier"), row.get("divisor"))
-        if values == SENTINEL:
+        demand, multiplier, divisor = row.get("demand"), row.get("multiplier"), row.get("divisor")
+        if demand == -1 and multiplier == -1 and divisor == -1:
             self.skipped["sentinel row (-1, -1, -1)"] += 1
             return []
-        if None in values:
+        if demand is None or multiplier is None or divisor is None:
             self.skipped["NULL demand, multiplier or divisor"] += 1
             return []
         time_ns = self._time_ns(row)
         if time_ns is None:
             self.skipped["row without a time"] += 1
             return []
-        raw = signed32(int(values[0]))
-        multiplier, divisor = int(values[1]) or 1, int(values[2]) or 1
+        raw = signed32(int(demand))
+        multiplier, divisor = int(multiplier) or 1, int(divisor) or 1
         tags = {}
         meter = self.meters.get(str(row.get("hash")), "")
         if meter:
@@ -66,10 +63,11 @@ class RavenImporter(Importer):
                        tags, time_ns)]
 
     def _time_ns(self, row: dict[str, Any]) -> int | None:
-        for column in TIME_COLUMNS:
-            value = row.get(column)
-            if isinstance(value, datetime.datetime):
-                return self.times.to_utc_ns(value)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                return int(value * 10**9)
+        value = row.get("time")
+        if value is None:
+            value = row.get("date_time")
+        if type(value) is datetime.datetime:
+            return self.times.to_utc_ns(value)
+        if type(value) in (int, float):
+            return int(value * 10**9)
         return None
