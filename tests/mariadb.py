@@ -70,10 +70,10 @@ class MariaDB:
                 self.process.wait()
         self.process = None
 
-    def connect(self, database: str | None = None, **options):
+    def connect(self, database: str | None = None, autocommit: bool = True):
         return mysql.connector.connect(host="127.0.0.1", port=self.port, user="root",
-                                       database=database, autocommit=True,
-                                       connection_timeout=5, **options)
+                                       database=database, autocommit=autocommit,
+                                       connection_timeout=5)
 
     def query(self, sql: str, database: str | None = None, params: tuple = ()) -> list[tuple]:
         connection = self.connect(database)

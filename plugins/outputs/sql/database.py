@@ -86,7 +86,7 @@ class TimeFormatter:
 
     def __init__(self, digits: int) -> None:
         self.divisor = 10 ** (9 - digits)
-        self.digits = digits
+        self.pattern = f"%s.%0{digits}d" if digits else ""
         self._second = -1
         self._text = ""
 
@@ -95,9 +95,9 @@ class TimeFormatter:
         if second != self._second:
             self._second = second
             self._text = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
-        if not self.digits:
+        if not self.pattern:
             return self._text
-        return f"{self._text}.{fraction // self.divisor:0{self.digits}d}"
+        return self.pattern % (self._text, fraction // self.divisor)
 
 
 class Database(ABC):

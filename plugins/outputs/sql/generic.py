@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from itertools import chain
 
 from collector import Metric
 from plugins.outputs.sql.database import (
@@ -38,6 +39,9 @@ FIELD_TYPES: dict[Kind, str] = {"float": "DOUBLE", "int": "BIGINT", "bool": "BOO
                                 "string": "TEXT"}
 TIME_TYPES = {6: "DATETIME(6)", 9: "DATETIME"}
 """MySQL keeps microseconds; SQLite keeps the nanoseconds, as text."""
+PYTHON_TYPES: dict[Kind, tuple[type, ...]] = {
+    "float": (float, int), "int": (int,), "bool": (bool,), "string": (str,)}
+"""What a field column takes without a second look (an int goes into a DOUBLE)."""
 ACCEPTS: dict[Kind, frozenset[Kind]] = {
     "float": frozenset({"float", "int"}), "int": frozenset({"int"}),
     "bool": frozenset({"bool"}), "string": frozenset({"string"}), "tag": frozenset({"tag"}),
@@ -79,6 +83,11 @@ class KnownTable:
         """Lower-case name (both databases compare column names so) to name and kind."""
         self.refused = refused
         """Why none of its metrics can be stored; empty for a table of ours."""
+        self.series: dict[tuple[tuple[str, str], ...], dict[str, Value]] = {}
+        """Tag sets whose columns all exist, to the start of their rows (tag_hash and
+        the tag columns): instruments repeat a few series millions of times."""
+        self.fields: dict[str, tuple[str, tuple[type, ...]]] = {}
+        """Field keys with an existing column: its name and the Python types it takes."""
 
 
 class TableBatch:
@@ -92,26 +101,43 @@ class TableBatch:
         self.new_columns: dict[str, tuple[str, Kind]] = {}
         self.rows: list[dict[str, Value]] = []
 
-    def add(self, metric: Metric, time_text: str, series: int) -> None:
+    def add(self, metric: Metric, time_text: str) -> None:
         """Check every tag and field against the table and queue the row; raises Refusal
         without changing anything when one does not fit."""
-        row: dict[str, Value] = {TIME: time_text, TAG_HASH: series}
+        known = self.known
         pending: dict[str, tuple[str, Kind]] = {}
-        for key, value in metric.tags.items():
-            if len(value) > TAG_CHARS:
-                raise Refusal(f"tag {key} is longer than {TAG_CHARS} characters")
-            row[self._column(key, "tag", pending)] = value
+        start = known.series.get(tuple(metric.tags.items()))
+        if start is None:
+            start = self._series(metric.tags, pending)
+        row: dict[str, Value] = {TIME: time_text, **start}
         for key, value in metric.fields.items():
-            kind = value_kind(value)
-            if kind == "int" and not INT64_MIN <= value <= INT64_MAX:
+            kind = type(value)
+            if kind is int and not INT64_MIN <= value <= INT64_MAX:
                 raise Refusal(f"field {key} does not fit a signed 64-bit integer")
-            if (kind == "string" and self.text_limit is not None
+            if (kind is str and self.text_limit is not None
                     and len(value) * 4 > self.text_limit
                     and len(value.encode()) > self.text_limit):
                 raise Refusal(f"field {key} is longer than {self.text_limit} bytes")
-            row[self._column(key, kind, pending)] = value
+            column = known.fields.get(key)
+            if column is not None and kind in column[1]:
+                row[column[0]] = value
+            else:
+                row[self._column(key, value_kind(value), pending)] = value
         self.new_columns.update(pending)
         self.rows.append(row)
+
+    def _series(self, tags: dict[str, str],
+                pending: dict[str, tuple[str, Kind]]) -> dict[str, Value]:
+        start: dict[str, Value] = {TAG_HASH: tag_hash(tags)}
+        for key, value in tags.items():
+            if len(value) > TAG_CHARS:
+                raise Refusal(f"tag {key} is longer than {TAG_CHARS} characters")
+            start[self._column(key, "tag", pending)] = value
+        if not pending:
+            if len(self.known.series) >= SERIES_CACHED:
+                self.known.series.clear()
+            self.known.series[tuple(tags.items())] = start
+        return start
 
     def _column(self, key: str, kind: Kind, pending: dict[str, tuple[str, Kind]]) -> str:
         lower = key.lower()
@@ -128,6 +154,8 @@ class TableBatch:
         if kind not in ACCEPTS.get(have, frozenset()):
             what = "tag" if kind == "tag" else f"{kind} field"
             raise Refusal(f"column {name} holds {have} values, got a {what} {key}")
+        if kind != "tag" and lower in self.known.columns:
+            self.known.fields[key] = (name, PYTHON_TYPES[have])
         return name
 
 
@@ -135,7 +163,6 @@ class GenericLayout(Layout):
     def __init__(self, config, context) -> None:
         super().__init__(config, context)
         self._tables: dict[str, KnownTable] = {}
-        self._series: dict[tuple, int] = {}
 
     def prepare(self, db: Database, dry_run: bool = False) -> list[str]:
         """Tables are made as measurements arrive; a new connection re-reads them."""
@@ -155,7 +182,7 @@ class GenericLayout(Layout):
                 self._reject(outcome, metric.name, batch.known.refused)
                 continue
             try:
-                batch.add(metric, formatter(metric.time_ns), self._tag_hash(metric))
+                batch.add(metric, formatter(metric.time_ns))
             except Refusal as refusal:
                 self._reject(outcome, metric.name, str(refusal))
         for batch in batches.values():
@@ -169,15 +196,6 @@ class GenericLayout(Layout):
         cutoff = TimeFormatter(db.fraction_digits)(cutoff_ns)
         return [PurgeTarget(table, TIME, cutoff) for table in db.tables()
                 if not self._inspect(db, table).refused]
-
-    def _tag_hash(self, metric: Metric) -> int:
-        key = (metric.name, tuple(metric.tags.items()))
-        found = self._series.get(key)
-        if found is None:
-            if len(self._series) >= SERIES_CACHED:
-                self._series.clear()
-            found = self._series[key] = tag_hash(metric.tags)
-        return found
 
     def _known(self, db: Database, table: str) -> KnownTable:
         known = self._tables.get(table)
@@ -255,8 +273,8 @@ class GenericLayout(Layout):
     def _upsert(self, db: Database, batch: TableBatch, outcome: Outcome) -> None:
         if not batch.rows:
             return
-        columns = list(dict.fromkeys(name for row in batch.rows for name in row))
-        rows = [tuple(row.get(name) for name in columns) for row in batch.rows]
+        columns = list(dict.fromkeys(chain.from_iterable(batch.rows)))
+        rows = [tuple(map(row.get, columns)) for row in batch.rows]
         refused = db.upsert(batch.known.name, columns, rows, KEY)
         for _, reason in refused:
             self._reject(outcome, batch.known.name, reason)

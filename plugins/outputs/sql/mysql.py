@@ -52,25 +52,41 @@ VALUE_ERRORS = frozenset({
 STATEMENT_BYTES = 1 << 20
 """Rows go into one INSERT up to about this size; far below max_allowed_packet."""
 
+REMEMBERED_CHARS = 255
+REMEMBERED_TEXTS = 10_000
+
 # The connector logs which authentication plugin it loads, at INFO, at every connect.
 logging.getLogger("mysql.connector").setLevel(logging.WARNING)
 
 
-def literal(value: Value) -> str:
-    """A value as SQL text. The batch is one statement with its values written in,
-    which is what the connector's own ``executemany`` does for INSERT; doing it here
-    with one type test per value costs a fifth of the connector's generic conversion,
-    and strings still go through the connector's escaping."""
-    if value is None:
-        return "NULL"
-    kind = type(value)
-    if kind is str:
-        return "'" + MySQLConverter.escape(value) + "'"
-    if kind is float:
-        return repr(value)
-    if kind is bool:
-        return "1" if value else "0"
-    return str(value)
+class Literals:
+    """Values as SQL text. A batch is one statement with its values written in, which
+    is what the connector's own ``executemany`` does for INSERT; doing it here with one
+    type test per value costs a fifth of the connector's generic conversion. Strings
+    go through the connector's escaping, and the short ones are remembered: tag values
+    repeat in every row of their series."""
+
+    def __init__(self) -> None:
+        self._texts: dict[str, str] = {}
+
+    def __call__(self, value: Value) -> str:
+        kind = type(value)
+        if kind is str:
+            text = self._texts.get(value)
+            if text is None:
+                text = "'" + MySQLConverter.escape(value) + "'"
+                if len(value) <= REMEMBERED_CHARS:
+                    if len(self._texts) >= REMEMBERED_TEXTS:
+                        self._texts.clear()
+                    self._texts[value] = text
+            return text
+        if kind is float:
+            return repr(value)
+        if value is None:
+            return "NULL"
+        if kind is bool:
+            return "1" if value else "0"
+        return str(value)
 
 
 class MySQL(Database):
@@ -92,6 +108,7 @@ class MySQL(Database):
         except mysql.connector.Error as err:
             raise Unavailable(f"{self.label}: {self._reason(err)}") from None
         self._cursor = self._cnx.cursor()
+        self._literal = Literals()
         lock_wait = max(1, math.ceil(config.timeout))
         try:
             self.execute(f"SET SESSION sql_mode = '{SQL_MODE}', time_zone = '+00:00', "
@@ -167,7 +184,7 @@ class MySQL(Database):
         values: list[str] = []
         size = 0
         for row in rows:
-            text = "(" + ", ".join(map(literal, row)) + ")"
+            text = "(" + ", ".join(map(self._literal, row)) + ")"
             values.append(text)
             size += len(text)
             if size > STATEMENT_BYTES:
