@@ -17,7 +17,7 @@ from typing import Literal
 
 Value = None | bool | int | float | str
 Row = tuple[Value, ...]
-Kind = Literal["time", "tag", "float", "int", "bool", "string", "other"]
+Kind = Literal["time", "timestamp", "tag", "float", "int", "bool", "string", "other"]
 
 NS = 1_000_000_000
 
@@ -55,10 +55,13 @@ class Index:
 def kind_of(declared: str) -> Kind:
     """What a column holds, from its type as either database reports it. Tags are
     VARCHAR and string fields TEXT, so the two stay apart even in SQLite, where both
-    are text."""
+    are text. A TIMESTAMP is told from a DATETIME: MySQL converts it from the session's
+    zone, so it cannot hold local wall-clock time written from a UTC session."""
     text = declared.lower()
-    if text.startswith(("datetime", "timestamp")):
+    if text.startswith("datetime"):
         return "time"
+    if text.startswith("timestamp"):
+        return "timestamp"
     if text.startswith(("varchar", "char")):
         return "tag"
     if text.endswith("text"):

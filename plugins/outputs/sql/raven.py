@@ -22,7 +22,8 @@ from plugins.outputs.sql.database import Database, TimeFormatter
 from plugins.outputs.sql.layout import Layout, Outcome, PurgeTarget
 from plugins.outputs.sql.schema import ColumnSpec, TableSpec, ensure, has_unique_key
 
-DATETIME = frozenset({"time"})
+DATETIME = frozenset({"time", "timestamp"})
+"""The session is UTC, so a TIMESTAMP column stores the meter's instant right too."""
 NUMBER = frozenset({"int", "float", "bool"})
 TEXT = frozenset({"tag", "string"})
 HASH_CHARS = 36
@@ -34,7 +35,7 @@ UINT32_MAX = 2**32 - 1
 
 def demand_table(run: str) -> TableSpec:
     return TableSpec("instantaneous_demand", (
-        ColumnSpec("time", "DATETIME NOT NULL", DATETIME, "a DATETIME"),
+        ColumnSpec("time", "DATETIME NOT NULL", DATETIME, "a DATETIME or TIMESTAMP"),
         ColumnSpec("demand", "INT NOT NULL", NUMBER, "a number"),
         ColumnSpec("multiplier", "INT UNSIGNED NOT NULL", NUMBER, "a number"),
         ColumnSpec("divisor", "INT UNSIGNED NOT NULL", NUMBER, "a number"),
@@ -48,7 +49,7 @@ def run_info_table(run: str) -> TableSpec:
         ColumnSpec("name", "VARCHAR(64) NOT NULL", TEXT, "text", min_length=len(run)),
         ColumnSpec("hash", f"CHAR({HASH_CHARS}) NOT NULL", TEXT, "text", HASH_CHARS),
         ColumnSpec("meter_id", "VARCHAR(32) NOT NULL", TEXT, "text", METER_ID_CHARS),
-        ColumnSpec("time", "DATETIME NOT NULL", DATETIME, "a DATETIME"),
+        ColumnSpec("time", "DATETIME NOT NULL", DATETIME, "a DATETIME or TIMESTAMP"),
     ), primary_key=("hash",), key_required=False)
 
 

@@ -63,11 +63,12 @@ class Purger:
                     total += self._purge_table(db, target)
             finally:
                 db.close()
-        except Unavailable as err:
-            if str(err) != self._failing:
+        except Exception as err:
+            reason = str(err) if isinstance(err, Unavailable) else f"{type(err).__name__}: {err}"
+            if reason != self._failing:
                 self.log.warning("retention purge failed, trying again in %.0f s: %s",
-                                 self.interval, err)
-            self._failing = str(err)
+                                 self.interval, reason)
+            self._failing = reason
             return total
         if self._failing:
             self.log.info("retention purge works again")
