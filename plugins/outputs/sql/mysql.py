@@ -69,7 +69,7 @@ class Literals:
     def __init__(self) -> None:
         self._texts: dict[str, str] = {}
 
-    def __call__(self, value: Value) -> str:
+    def text(self, value: Value) -> str:
         kind = type(value)
         if kind is str:
             text = self._texts.get(value)
@@ -108,7 +108,8 @@ class MySQL(Database):
         except mysql.connector.Error as err:
             raise Unavailable(f"{self.label}: {self._reason(err)}") from None
         self._cursor = self._cnx.cursor()
-        self._literal = Literals()
+        self._literal = Literals().text
+        """A bound method: ``map`` calls it twice as fast as an instance's __call__."""
         lock_wait = max(1, math.ceil(config.timeout))
         try:
             self.execute(f"SET SESSION sql_mode = '{SQL_MODE}', time_zone = '+00:00', "
