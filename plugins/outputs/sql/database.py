@@ -36,7 +36,6 @@ class Column:
     name: str
     type: str
     """Lower case, as the database reports it: "datetime", "varchar(255)", "int(11)"."""
-    nullable: bool
     has_default: bool
     """An INSERT may leave it out: it has a default, is nullable or auto-increments."""
 

@@ -235,11 +235,13 @@ class GenericLayout(Layout):
                            f"PRIMARY KEY ({db.quote(TIME)}, {db.quote(TAG_HASH)}))")
             except ValueRefused as err:
                 known.refused = str(err)
+            else:
+                self._tables[known.name] = known = batch.known = self._inspect(db, known.name)
+            if known.refused:
                 self._reject(outcome, known.name, known.refused, len(batch.rows))
                 batch.rows.clear()
                 return
             created = True
-            self._tables[known.name] = known = batch.known = self._inspect(db, known.name)
         else:
             created = False
         added: list[str] = []

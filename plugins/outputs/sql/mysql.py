@@ -199,8 +199,7 @@ class MySQL(Database):
             "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, EXTRA "
             "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
             "AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION", (table,))
-        return [Column(name, str(kind).lower(), nullable == "YES",
-                       nullable == "YES" or default is not None
+        return [Column(name, str(kind).lower(), nullable == "YES" or default is not None
                        or "auto_increment" in str(extra).lower())
                 for name, kind, nullable, default, extra in rows]
 

@@ -9,6 +9,7 @@ metric, never the batch.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from collector import Output, RetryableError, WriteResult, decode_line_protocol
@@ -41,7 +42,7 @@ class SQLOutput(Output):
     def start(self) -> None:
         """Only the purge starts here: the first write connects, so that a database
         that is down is reported (and retried) by the agent like any failed write."""
-        if self.config.retention != float("inf"):
+        if not math.isinf(self.config.retention):
             self._purger = Purger(self._purge_connection, self.layout,
                                   self.config.retention, self.config.purge_interval,
                                   self.config.purge_batch_size, self.context)

@@ -98,6 +98,8 @@ class RavenLayout(Layout):
             meter = metric.tags.get("meter_mac", "")
             pushes.setdefault(meter, {})[formatter(metric.time_ns)] = values
             outcome.written += 1
+        if not pushes:
+            return outcome
         with db.transaction():
             for meter, by_time in pushes.items():
                 self._store(db, meter, by_time, outcome)

@@ -80,6 +80,8 @@ class SE521Layout(Layout):
                 repeated.append((wall, fold, column, mean, weight))
             else:
                 minutes.setdefault(wall, {})[column] = mean
+        if not minutes and not repeated:
+            return outcome
         if repeated and not self._repeated_ready:
             ensure(db, self.repeated)
             self._repeated_ready = True

@@ -106,8 +106,7 @@ class SQLite(Database):
 
     def columns(self, table: str) -> list[Column]:
         rows = self.query(f"PRAGMA table_info({self.quote(table)})")
-        return [Column(name, declared.lower(), not notnull,
-                       default is not None or not notnull
+        return [Column(name, declared.lower(), default is not None or not notnull
                        or (pk == 1 and declared.upper() == "INTEGER"))
                 for _, name, declared, notnull, default, pk in rows]
 
