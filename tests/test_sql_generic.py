@@ -60,10 +60,11 @@ def test_a_redelivered_batch_leaves_no_duplicate_and_fields_merge_like_influxdb(
     first.close()
     restarted = sql_output(store, tmp_path)
     assert write(restarted, batch).written == 50
-    write(restarted, [f"flow,site=roof,loop=primary temp_c=61.5 {T0}"])
+    write(restarted, [f"flow,site=roof,loop=primary temp_c=61.5 {T0}",
+                      f"flow,loop=primary,site=roof litres=99.5 {T0 + 60 * 10**9}"])
     restarted.close()
 
-    assert store.rows("SELECT COUNT(*) FROM flow") == [(50,)]
+    assert store.rows("SELECT COUNT(*) FROM flow") == [(51,)]
     assert store.rows("SELECT litres, pump, temp_c FROM flow ORDER BY time LIMIT 1") == [
         (0.5, 1, 61.5)], "the second point's field joined the first's, nothing was erased"
 
