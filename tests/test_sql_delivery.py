@@ -1,4 +1,5 @@
-"""outputs.sql when the database is down, refuses the credentials, or holds old rows."""
+"""outputs.sql in the running collector, and when the database is down, refuses the
+credentials, or holds old rows."""
 
 from __future__ import annotations
 
@@ -10,14 +11,51 @@ import pytest
 
 from collector import Metric, RetryableError
 from tests.fixed_input import agent_from, output_counters, register_input
-from tests.helpers import wait_until
+from tests.helpers import collector, post, stop, wait_until, write_config
+from tests.mariadb import SQLiteStore
 from tests.se521_readings import MINUTE_NS, NS
+from tests.servers import free_port
 from tests.sql_helpers import Options, sql_output, write
 
 pytest_plugins = ["tests.sql_fixtures"]
 
 DAY_NS = 86_400 * NS
 HOUR_NS = 3_600 * NS
+
+
+def test_collector_run_mirrors_into_sqlite_and_stops_cleanly(tmp_path):
+    """The real process: listener, spool, the output's own thread, the purge thread,
+    then SIGTERM: everything acknowledged is in the file and nothing complains."""
+    port = free_port()
+    path = write_config(tmp_path, f"""
+[agent]
+state_dir = "{tmp_path}"
+flush_interval = "0.2s"
+omit_hostname = true
+[[inputs.influxdb_listener]]
+service_address = "127.0.0.1:{port}"
+[[outputs.sql]]
+driver = "sqlite"
+path = "mirror.db"
+retention = "400d"
+""")
+    log_path = tmp_path / "collector.log"
+    with open(log_path, "ab") as log:
+        process = collector("run", "-c", str(path), stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: post(url, b"") == 204, timeout=20)
+        now = time.time_ns()
+        for i in range(20):
+            assert post(url, b"flow,loop=a n=%di %d\n" % (i, now + i)) == 204
+        store = SQLiteStore(tmp_path)
+        wait_until(lambda: store.path.exists() and store.rows(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'flow'") == [(1,)]
+            and store.rows("SELECT COUNT(*) FROM flow") == [(20,)], timeout=20)
+    finally:
+        assert stop(process) == 0
+    log = log_path.read_text()
+    assert "Traceback" not in log and "failed" not in log, log
 
 
 def test_a_server_that_is_down_keeps_the_data_in_the_spool_until_it_is_back(

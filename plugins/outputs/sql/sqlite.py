@@ -24,6 +24,10 @@ from plugins.outputs.sql.database import (
 
 
 class SQLite(Database):
+    """One connection, used by one thread at a time: the output's thread writes, and the
+    agent closes outputs from its own thread once that one has stopped (hence
+    ``check_same_thread=False``)."""
+
     fraction_digits = 9
     name_limit = None
     text_limit = None
@@ -39,7 +43,8 @@ class SQLite(Database):
                 self._cnx = sqlite3.connect(target, uri=True, isolation_level=None)
                 return
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._cnx = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
+            self._cnx = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
+                                        check_same_thread=False)
         except (sqlite3.Error, OSError) as err:
             raise Unavailable(f"{self.label}: {err}") from None
         try:
