@@ -159,3 +159,13 @@ def test_means_not_on_a_whole_minute_are_skipped_with_a_hint(store, tmp_path, ca
     assert table(store) == {"2026-11-21 04:40:00": (22.5, None, None, None)}, \
         "the first device stored holds the table"
     assert "1-minute windows" in caplog.text and "aggregators.basicstats" in caplog.text
+
+
+def test_provision_creates_the_table_once_and_a_dry_run_changes_nothing(store, tmp_path):
+    output = sql_output(store, tmp_path, 'layout = "se521"\ntimezone = "UTC"\n')
+    planned = output.provision(dry_run=True)
+    assert planned[-1].startswith("CREATE TABLE") and "temperatures" in planned[-1]
+    assert not (store.driver == "sqlite" and store.path.exists()), "a dry run creates no file"
+    assert output.provision(dry_run=False) == planned
+    assert output.provision(dry_run=False) == []
+    assert table(store) == {}
