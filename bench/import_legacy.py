@@ -25,7 +25,7 @@ from collector import config as config_module  # noqa: E402
 from collector import importing  # noqa: E402
 from collector.lineprotocol import Encoder  # noqa: E402
 from collector.shaping import Shaping  # noqa: E402
-from collector.timezones import LocalTimes, zone  # noqa: E402
+from collector.timezones import LocalTimes, time_zone  # noqa: E402
 from plugins.inputs.raven.legacy import RavenImporter  # noqa: E402
 from tests.servers import HTTP, InfluxDB  # noqa: E402
 
@@ -56,7 +56,7 @@ def write_csv(path: Path, rows: list[list]) -> None:
 
 
 def reference_payloads(rows: list[list]) -> list[bytes]:
-    importer = RavenImporter(LocalTimes(zone("UTC")))
+    importer = RavenImporter(LocalTimes(time_zone("UTC")))
     encoder = Encoder("ns", Shaping(tags_under={"host": HOST}))
     payloads = []
     for start in range(0, len(rows), BATCH):

@@ -20,12 +20,13 @@ from collector.plugin import (
     Window,
     WriteResult,
 )
-from collector.timezones import LocalTimes
+from collector.timezones import LocalTimes, ZoneError, time_zone
 from collector.units import ByteSize, Duration, Secret
 
 __all__ = [
     "Accumulator", "Aggregator", "AttachedDevice", "ByteSize", "ConfiguredInput", "Duration",
     "FieldValue", "HealthLog", "Importer", "Input", "LocalTimes", "Metric", "NoOptions",
     "Output", "PluginContext", "Refused", "RetryableError", "RowSource", "Secret",
-    "StreamingInput", "Window", "WriteResult", "decode_line_protocol",
+    "StreamingInput", "Window", "WriteResult", "ZoneError", "decode_line_protocol",
+    "time_zone",
 ]

@@ -37,7 +37,7 @@ from collector.config import Config, InputOptions
 from collector.pipeline import InputAccumulator
 from collector.plugin import Importer, Refused
 from collector.stats import StatsRegistry
-from collector.timezones import LocalTimes, zone
+from collector.timezones import LocalTimes, time_zone
 from collector.units import Secret
 
 log = logging.getLogger("collector.import")
@@ -296,7 +296,7 @@ def importer_for(kind: str, request: ImportRequest) -> Importer:
         known = ", ".join(registry.available("importers")) or "none installed"
         raise ImportProblem(f"no importer called {kind!r} (known: {known})") from None
     try:
-        times = LocalTimes(zone(request.timezone))
+        times = LocalTimes(time_zone(request.timezone))
     except ValueError as err:
         raise ImportProblem(f"--timezone: {err}") from None
     return cls(times)

@@ -102,7 +102,10 @@ def _section(header: str, cls: type, commented: bool) -> str:
         hint = hints[item.name]
         doc = docs.get(item.name, "")
         if _is_dataclass_list(hint):
-            nested.append((item.name, get_args(hint)[0], doc))
+            nested.append((item.name, get_args(hint)[0], doc, True))
+            continue
+        if dataclasses.is_dataclass(hint):
+            nested.append((item.name, hint, doc, False))
             continue
         for line in _wrap(doc + _choices(hint)):
             lines.append(f"## {line}")
@@ -118,9 +121,10 @@ def _section(header: str, cls: type, commented: bool) -> str:
         if hint is Secret:
             lines.append(f"# {item.name}_file = \"/path/to/file\"  (instead of {item.name})")
     text = "\n".join(lines) + "\n"
-    for name, item_cls, doc in nested:
-        block = _section(f"{header[:-2]}.{name}]]" if header.startswith("[[") else
-                         f"[[{name}]]", item_cls, commented=False)
+    for name, item_cls, doc, repeated in nested:
+        table = f"{header.strip('[]')}.{name}"
+        block = _section(f"[[{table}]]" if repeated else f"[{table}]", item_cls,
+                         commented=not repeated)
         notes = "".join(f"## {line}\n" for line in _wrap(doc))
         text += _comment_out(notes + block)
     return text

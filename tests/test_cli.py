@@ -72,7 +72,8 @@ def test_every_option_of_every_plugin_is_in_its_sample_and_it_passes_check(tmp_p
         assert sample.returncode == 0, sample.stderr
         for option in dataclasses.fields(registry.load(kind, name).Config):
             shown = (f"{option.name} = " in sample.stdout  # a value, or a table of them:
-                     or f"[[{kind}.{name}.{option.name}]]" in sample.stdout)
+                     or f"[[{kind}.{name}.{option.name}]]" in sample.stdout
+                     or f"[{kind}.{name}.{option.name}]" in sample.stdout)
             assert shown, f"{kind}.{name}: {option.name}"
         path = tmp_path / f"{kind}-{name}.toml"
         path.write_text(sample.stdout)

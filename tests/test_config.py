@@ -110,4 +110,4 @@ def test_embedded_defaults_are_valid(monkeypatch):
     monkeypatch.delenv("COLLECTOR_CONFIG", raising=False)
     parsed = config.load(None)
     assert [s.name for s in parsed.inputs] == ["internal", "se521", "raven"]
-    assert [s.name for s in parsed.outputs] == ["file"]
+    assert [s.name for s in parsed.outputs] == ["file", "sql"]

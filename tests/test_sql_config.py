@@ -10,7 +10,7 @@ import pytest
 
 from collector import config as config_module
 from collector.config import ConfigError
-from plugins.outputs.sql.localzone import ZoneError, local_zone
+from collector.timezones import ZoneError, local_zone
 from tests.helpers import run_collector, write_config
 
 ZONEINFO = Path("/usr/share/zoneinfo")

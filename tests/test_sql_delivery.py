@@ -87,7 +87,7 @@ retry_max_interval = "1s"
 
     own_mariadb.start()
     back = agent_from(config, tmp_path)
-    assert back.once()
+    assert back.once(wait=0)
     assert output_counters(back, "sql")["written"] == 400
     stored = [n for (n,) in own_mariadb.query("SELECT n FROM flow ORDER BY n", "outage")]
     assert stored == list(range(400))

@@ -42,6 +42,12 @@ class SQLOutput(Output):
     def start(self) -> None:
         """Only the purge starts here: the first write connects, so that a database
         that is down is reported (and retried) by the agent like any failed write."""
+        config = self.config
+        where = (str(self.context.state_dir / Path(config.path)) if config.driver == "sqlite"
+                 else f"{config.socket or f'{config.host}:{config.port}'}, database "
+                      f"{config.database_name}")
+        self.context.log.info("writing the %s layout to %s %s", config.layout, config.driver,
+                              where)
         if not math.isinf(self.config.retention):
             self._purger = Purger(self._purge_connection, self.layout,
                                   self.config.retention, self.config.purge_interval,

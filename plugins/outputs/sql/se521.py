@@ -20,9 +20,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from collector import Metric
+from collector import time_zone as zone
 from plugins.outputs.sql.database import NS, Database, Row
 from plugins.outputs.sql.layout import Layout, Outcome, PurgeTarget
-from plugins.outputs.sql.localzone import zone
 from plugins.outputs.sql.schema import ColumnSpec, TableSpec, ensure
 
 MINUTE_NS = 60 * NS

@@ -7,9 +7,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from collector import Duration, Secret
+from collector import Duration, Secret, ZoneError
+from collector import time_zone as zone
 from collector.binding import BindError
-from plugins.outputs.sql.localzone import ZoneError, zone
 
 Driver = Literal["mysql", "sqlite"]
 Layout = Literal["generic", "se521", "raven"]
@@ -81,7 +81,7 @@ class RavenOptions:
 
 @dataclass
 class SQLConfig:
-    driver: Driver
+    driver: Driver = field(metadata={"example": "sqlite"})
     layout: Layout = "generic"
     host: str = "127.0.0.1"
     port: int = 3306
