@@ -212,14 +212,67 @@ def encode(metrics: Iterable[Metric], precision: str = "ns") -> bytes:
 
 
 def decode(data: bytes | str, precision: str = "ns") -> list[Metric]:
-    """Parse line protocol the way influxd 1.x does; blank and '#' lines are skipped."""
+    """Parse line protocol the way influxd 1.x does; blank and '#' lines are skipped.
+
+    A line without a backslash (nearly every line) is read with string methods and one
+    pattern for its fields; one with escapes goes through the character scanner.
+    """
     text = data.decode() if isinstance(data, bytes) else data
     multiplier = PRECISION_NS[precision]
-    return [
-        decode_line(line, multiplier)
-        for line in _split_lines(text)
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
+    metrics = []
+    for line in _split_lines(text):
+        if not line or line.isspace() or line.lstrip().startswith("#"):
+            continue
+        metric = _decode_plain(line, multiplier) if "\\" not in line else None
+        metrics.append(metric if metric is not None else decode_line(line, multiplier))
+    return metrics
+
+
+_PLAIN_FIELD = re.compile(r'([^=,\s"]+)=(?:"([^"]*)"|([^,\s"]+))(,?)')
+
+
+def _decode_plain(line: str, multiplier: int) -> Metric | None:
+    """A line without escapes; None when anything is off, so that the scanner, which
+    names the problem, reads it instead."""
+    head, space, rest = line.partition(" ")
+    if not space:
+        return None
+    name, *pairs = head.split(",")
+    tags: dict[str, str] = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not (key and equals and value) or "=" in value:
+            return None
+        tags[key] = value
+    if not name:
+        return None
+    fields: dict[str, FieldValue] = {}
+    position = 0
+    match = _PLAIN_FIELD.match
+    while True:
+        found = match(rest, position)
+        if found is None:
+            return None
+        key, string, scalar, comma = found.groups()
+        if string is not None:
+            fields[key] = string
+        else:
+            try:
+                fields[key] = _parse_scalar(scalar, line)
+            except LineProtocolError:
+                return None
+        position = found.end()
+        if not comma:
+            break
+    stamp = rest[position:]
+    if not stamp or stamp.isspace():
+        return Metric(name, fields, tags, 0)
+    if stamp[0] != " ":
+        return None
+    try:
+        return Metric(name, fields, tags, int(stamp) * multiplier)
+    except ValueError:
+        return None
 
 
 def split_lines(payload: bytes) -> list[bytes]:
@@ -234,26 +287,45 @@ def count_lines(payload: bytes) -> int:
 
 
 def _split_lines(text: str) -> list[str]:
-    """Split on newlines that are not inside a quoted string field."""
-    if '"' not in text:
+    """Split on newlines that are not inside a quoted string field nor escaped by a
+    backslash, as influxd's scanner does."""
+    if '"' not in text and "\\\n" not in text:
         return text.split("\n")
-    lines, start, quoted, i, n = [], 0, False, 0, len(text)
-    fields_started = False
-    while i < n:
-        char = text[i]
+    lines: list[str] = []
+    pieces = text.split("\n")
+    index = 0
+    while index < len(pieces):
+        line = pieces[index]
+        index += 1
+        while index < len(pieces) and _continues(line):
+            line += "\n" + pieces[index]
+            index += 1
+        lines.append(line)
+    return lines
+
+
+def _continues(line: str) -> bool:
+    """Whether the newline after ``line`` belongs to it: inside a string field's value,
+    or escaped by a backslash.
+
+    Quotes only open strings in the fields, after the series' first unescaped space;
+    without backslashes, counting them is enough.
+    """
+    if "\\" not in line:
+        return '"' in line and line.partition(" ")[2].count('"') % 2 == 1
+    quoted = fields_started = False
+    index, end = 0, len(line)
+    while index < end:
+        char = line[index]
         if char == "\\":
-            i += 2
+            index += 2
             continue
         if char == " " and not quoted:
             fields_started = True
         elif char == '"' and fields_started:
             quoted = not quoted
-        elif char == "\n" and not quoted:
-            lines.append(text[start:i])
-            start, fields_started = i + 1, False
-        i += 1
-    lines.append(text[start:])
-    return lines
+        index += 1
+    return quoted or index > end
 
 
 def decode_line(line: str, multiplier: int = 1) -> Metric:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from collector import lineprotocol
 from collector.lineprotocol import Encoder, LineProtocolError, decode, encode, split_lines
 from collector.metric import Metric
 from tests.servers import HTTP
@@ -195,3 +196,50 @@ def test_real_influxd_stores_exactly_what_was_encoded(influxd, metric):
 
 def test_property_alphabet_covers_every_escaped_character():
     assert set(SPECIAL + " ") <= set(string.printable)
+
+
+def scanned_lines(text: str) -> list[str]:
+    """The reference split: a character scan of the whole payload (the decoder's first
+    way of doing it)."""
+    lines, start, quoted, index, fields_started = [], 0, False, 0, False
+    while index < len(text):
+        char = text[index]
+        if char == "\\":
+            index += 2
+            continue
+        if char == " " and not quoted:
+            fields_started = True
+        elif char == '"' and fields_started:
+            quoted = not quoted
+        elif char == "\n" and not quoted:
+            lines.append(text[start:index])
+            start, fields_started = index + 1, False
+        index += 1
+    lines.append(text[start:])
+    return lines
+
+
+LINE_ALPHABET = 'ab ,="\\.0123456789-itef#\n'
+
+
+@given(st.text(alphabet=LINE_ALPHABET, max_size=60))
+def test_lines_split_as_a_character_scan_splits_them(text):
+    assert lineprotocol._split_lines(text) == scanned_lines(text)
+
+
+@given(st.text(alphabet=LINE_ALPHABET.replace("\n", ""), max_size=40))
+def test_the_fast_path_reads_a_line_exactly_as_the_scanner_does(line):
+    fast = lineprotocol._decode_plain(line, 1) if "\\" not in line else None
+    try:
+        scanned = lineprotocol.decode_line(line)
+    except LineProtocolError:
+        scanned = None
+    if fast is not None:
+        assert fast == scanned
+
+
+def test_the_fast_path_reads_what_the_encoder_writes():
+    line = 'se521,channel=T1,device=EMU0001 celsius=21.5,raw=215i,ok=true,state="a, b=c" 17\n'
+    (metric,) = decode(line)
+    assert lineprotocol._decode_plain(line.rstrip("\n"), 1) == metric
+    assert metric.fields == {"celsius": 21.5, "raw": 215, "ok": True, "state": "a, b=c"}
