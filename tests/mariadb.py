@@ -85,6 +85,48 @@ class MariaDB:
             connection.close()
 
 
+    def url(self, database: str) -> str:
+        """What `collector import` is given to read a database of this server."""
+        return f"mysql://root@127.0.0.1:{self.port}/{database}"
+
+    def load_se521_legacy(self, rows: list[tuple]) -> str:
+        """The legacy SE521 logger's table, filled with (DateTm, tc1..tc4) rows."""
+        self.query("DROP DATABASE IF EXISTS SE521")
+        self.query("CREATE DATABASE SE521")
+        self.query("CREATE TABLE temperatures (DateTm DATETIME PRIMARY KEY, tc1 FLOAT NULL, "
+                   "tc2 FLOAT NULL, tc3 FLOAT NULL, tc4 FLOAT NULL)", "SE521")
+        self._insert("SE521", "INSERT INTO temperatures VALUES (%s, %s, %s, %s, %s)", rows)
+        return self.url("SE521")
+
+    def load_raven_legacy(self, rows: list[tuple], meter_id: str = "") -> str:
+        """The legacy python-raven tables: (id, time, demand, multiplier, divisor, run,
+        hash) rows, and one run_info row per hash."""
+        self.query("DROP DATABASE IF EXISTS energychannel")
+        self.query("CREATE DATABASE energychannel")
+        self.query("CREATE TABLE instantaneous_demand (id INT AUTO_INCREMENT PRIMARY KEY, "
+                   "time DATETIME DEFAULT CURRENT_TIMESTAMP, demand BIGINT, multiplier BIGINT, "
+                   "divisor BIGINT, run VARCHAR(64), hash VARCHAR(64))", "energychannel")
+        self.query("CREATE TABLE run_info (name VARCHAR(64), hash VARCHAR(64), "
+                   "meter_id VARCHAR(64), time DATETIME DEFAULT CURRENT_TIMESTAMP)",
+                   "energychannel")
+        self._insert("energychannel", "INSERT INTO instantaneous_demand VALUES "
+                     "(%s, %s, %s, %s, %s, %s, %s)", rows)
+        for run, digest in sorted({(row[5], row[6]) for row in rows}):
+            self.query("INSERT INTO run_info (name, hash, meter_id) VALUES (%s, %s, %s)",
+                       "energychannel", (run, digest, meter_id))
+        return self.url("energychannel")
+
+    def _insert(self, database: str, statement: str, rows: list[tuple]) -> None:
+        connection = self.connect(database, autocommit=False)
+        try:
+            cursor = connection.cursor()
+            for start in range(0, len(rows), 10_000):
+                cursor.executemany(statement, rows[start:start + 10_000])
+            connection.commit()
+        finally:
+            connection.close()
+
+
 class SQLiteStore:
     """An SQLite file in the agent's state directory, as the output sees it."""
 

@@ -17,8 +17,6 @@ from tests.se521_readings import MINUTE_NS, NS
 from tests.servers import free_port
 from tests.sql_helpers import Options, sql_output, write
 
-pytest_plugins = ["tests.sql_fixtures"]
-
 DAY_NS = 86_400 * NS
 HOUR_NS = 3_600 * NS
 

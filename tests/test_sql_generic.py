@@ -8,8 +8,6 @@ from collector import RetryableError
 from tests.mariadb import MariaDBStore
 from tests.sql_helpers import Options, sql_output, stamp, write
 
-pytest_plugins = ["tests.sql_fixtures"]
-
 T0 = 1_795_236_060_000_000_000
 MS = 1_000_000
 

@@ -7,8 +7,6 @@ import re
 from tests.mariadb import MariaDBStore
 from tests.sql_helpers import sql_output, stamp, write
 
-pytest_plugins = ["tests.sql_fixtures"]
-
 METER = "0x00135003007c1a2b"
 PUSH0 = 1_795_240_263_000_000_000
 """2026-11-21 05:51:03 UTC, a meter timestamp (whole seconds)."""

@@ -12,8 +12,6 @@ from tests.mariadb import MariaDBStore
 from tests.se521_readings import MINUTE_NS, NS, aggregated, readings, wall_minute_means
 from tests.sql_helpers import sql_output, stamp, write
 
-pytest_plugins = ["tests.sql_fixtures"]
-
 START = 1_795_236_000_000_000_000
 """2026-11-21 04:40:00 UTC, a minute boundary."""
 BERLIN_FALL_BACK = 1_792_890_000_000_000_000
