@@ -109,6 +109,7 @@ def main(rows_wanted: int, kind: str) -> None:
         else:
             from tests.mariadb import MariaDB
 
+            (base / "mariadb").mkdir()
             mariadb = MariaDB(base / "mariadb")
             mariadb.start()
             source = mariadb.load_raven_legacy(rows)

@@ -25,6 +25,8 @@ START_ENVIRONMENT = Path("/proc/self/environ")
 LOCALTIME = Path("/etc/localtime")
 TIMEZONE_FILE = Path("/etc/timezone")
 UTC_ZONE = ZoneInfo("UTC")
+FIXED_UTC = frozenset(("UTC", "Etc/UTC", "Etc/UCT", "UCT", "Zulu", "Etc/Zulu", "GMT",
+                       "Etc/GMT", "Universal", "Etc/Universal"))
 
 
 class ZoneError(ValueError):
@@ -126,8 +128,12 @@ class LocalTimes:
         self._minutes: dict[tuple[int, int, int, int, int], tuple[str, int, int]] = {}
         """(kind, first offset, second offset) per local minute: zones change their offset
         on whole minutes, and legacy rows come many to a minute."""
+        self._fixed: int | None = 0 if getattr(tz, "key", "") in FIXED_UTC else None
+        """The offset of a zone that never changes it (UTC): no minute needs a look."""
 
     def to_utc_ns(self, naive: datetime.datetime) -> int:
+        if self._fixed is not None:
+            return (naive - NAIVE_EPOCH) // MICROSECOND * 1000 - self._fixed
         minute = (naive.year, naive.month, naive.day, naive.hour, naive.minute)
         known = self._minutes.get(minute)
         if known is None:
