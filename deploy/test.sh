@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what it needs (venv, InfluxDB, VictoriaMetrics),
+# The whole test suite: installs what it needs (venv, InfluxDB, VictoriaMetrics, mosquitto),
 # lints, then runs every test against real servers started on free loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/bootstrap.sh test
-deploy/apt-install.sh influxdb victoria-metrics
+deploy/apt-install.sh influxdb victoria-metrics mosquitto mosquitto-clients
 .venv/bin/ruff check .
 exec .venv/bin/python -m pytest "$@"
