@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 
 import pytest
 
@@ -142,4 +143,41 @@ def test_broker_down_keeps_the_batch_until_it_is_back(tmp_path, mosquitto):
     subscriber = Subscriber(mosquitto, "collector/#")
     assert plugin.write(b"m v=1 1\n", 1).written == 1
     assert subscriber.wait_for(1)[0].payload == b"m v=1 1\n"
+    plugin.close()
+
+
+def test_a_batch_counts_as_written_only_once_the_broker_acknowledged_it(tmp_path, mosquitto):
+    plugin = output_plugin(output_section(mosquitto).replace('timeout = "3s"',
+                                                             'timeout = "0.5s"'), tmp_path)
+    assert plugin.write(b"m v=1 1\n", 1).written == 1
+    mosquitto.process.send_signal(signal.SIGSTOP)  # alive, connected, answering nothing
+    try:
+        with pytest.raises(RetryableError, match=r"not acknowledged within 0\.5s"):
+            plugin.write(b"m v=2 2\n", 1)
+    finally:
+        mosquitto.process.send_signal(signal.SIGCONT)
+    subscriber = Subscriber(mosquitto, "collector/#")
+    assert plugin.write(b"m v=2 2\n", 1).written == 1
+    assert b"m v=2 2\n" in [m.payload for m in subscriber.wait_for(1)]
+    plugin.close()
+
+
+def test_a_one_megabyte_batch_goes_out_as_one_message(tmp_path, mosquitto):
+    plugin = output_plugin(output_section(mosquitto, 'layout = "batch"'), tmp_path)
+    payload = b"".join(b'bulk,series=s n=%di,pad="%s" %d\n' % (i, b"p" * 80, STAMP + i)
+                       for i in range(11_000))
+    assert len(payload) > 2**20
+    subscriber = Subscriber(mosquitto, "collector/#")
+    assert plugin.write(payload, 11_000).written == 11_000
+    (message,) = subscriber.wait_for(1)
+    assert message.payload == payload
+    plugin.close()
+
+
+def test_a_line_that_cannot_be_published_is_rejected_alone(tmp_path, mosquitto):
+    plugin = output_plugin(output_section(mosquitto, 'data_format = "json"'), tmp_path)
+    subscriber = Subscriber(mosquitto, "collector/#")
+    result = plugin.write(b"m v=1 1\nm v=\xff 2\nm v=3 3\n", 3)
+    assert (result.written, result.rejected) == (2, 1)
+    assert [json.loads(m.payload)["fields"]["v"] for m in subscriber.wait_for(2)] == [1.0, 3.0]
     plugin.close()
