@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 
-from collector import Metric, decode_line_protocol
+from collector import Metric
 from collector.lineprotocol import LineProtocolError
 from plugins.inputs.mqtt_consumer.settings import (
     TIMESTAMP_UNITS,
@@ -22,6 +22,7 @@ from plugins.inputs.mqtt_consumer.settings import (
     MQTTConsumerConfig,
     TopicParsing,
 )
+from plugins.mqtt.lineprotocol import decode
 
 DEFAULT_MEASUREMENT = "mqtt_consumer"
 
@@ -51,7 +52,9 @@ class MessageParser:
 
     def _influx(self, payload: bytes) -> list[Metric]:
         try:
-            metrics = decode_line_protocol(_text(payload))
+            metrics = decode(payload)
+        except UnicodeDecodeError:
+            raise ParseError("payload is not UTF-8") from None
         except LineProtocolError as err:
             raise ParseError(str(err)[:200]) from None
         if not metrics:

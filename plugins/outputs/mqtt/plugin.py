@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collector import Output, RetryableError, WriteResult
 from plugins.mqtt.broker import ConnectFailed, Connection, Server, Will
+from plugins.mqtt.lineprotocol import split_lines
 from plugins.outputs.mqtt.homeassistant.discovery import HomeAssistant
-from plugins.outputs.mqtt.lines import split_lines
 from plugins.outputs.mqtt.messages import Message, MessageBuilder
 from plugins.outputs.mqtt.publisher import Outcome, Publisher, PublishFailed
 from plugins.outputs.mqtt.settings import MQTTOutputConfig
