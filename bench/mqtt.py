@@ -20,6 +20,7 @@ drifts with its WAL, the broker's with its queue).
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import tempfile
@@ -156,6 +157,12 @@ def direct(influxd: InfluxDB, payloads: list[bytes], n: int, db: str) -> float:
     return n / (time.perf_counter() - started)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
@@ -172,6 +179,7 @@ def main() -> None:
     broker.start()
     influxd.start()
     publishing, consuming = [], []
+    started, broker_cpu = time.perf_counter(), cpu_seconds(broker.process.pid)
     try:
         for i in range(rounds):
             reference = plain_paho(broker, messages, n)
@@ -186,6 +194,9 @@ def main() -> None:
             print(f"round {i + 1} consume: direct POST {reference:9,.0f} points/s, "
                   f"mqtt_consumer {ours:9,.0f} points/s, ratio {ours / reference:.2f}",
                   flush=True)
+        busy = cpu_seconds(broker.process.pid) - broker_cpu
+        print(f"mosquitto: {busy:.1f} s of CPU in {time.perf_counter() - started:.1f} s "
+              f"({busy / (time.perf_counter() - started):.0%} of one core)")
     finally:
         broker.kill()
         influxd.stop()

@@ -7,9 +7,13 @@ import contextlib
 import json
 import re
 import threading
+from pathlib import Path
 
 import pytest
 
+from collector import config as config_module
+from collector.agent import build_plugin
+from collector.stats import StatsRegistry
 from tests.fixed_input import agent_from
 from tests.helpers import wait_until
 from tests.homeassistant import Invalid, validate_device_discovery
@@ -155,3 +159,37 @@ def test_the_validator_refuses_what_home_assistant_refuses():
             validate_device_discovery("homeassistant/device/x/config", json.dumps(bad).encode())
     with pytest.raises(Invalid):
         validate_device_discovery("homeassistant/device/x.y/config", json.dumps(good).encode())
+
+
+README = Path(__file__).parent.parent / "plugins" / "outputs" / "mqtt" / "README.md"
+README_CONFIG = """
+[[inputs.se521]]
+emulate_when_absent = true
+labels = { T1 = "panel" }
+[[inputs.raven]]
+port = "/dev/raven"
+emulate_when_absent = true
+[[outputs.mqtt]]
+[outputs.mqtt.homeassistant]
+enabled = true
+"""
+PRICE = (b'raven_price,device_mac=0xd8d5b9000000abcd,host=pi,meter_mac=0x00135003007c1a2b '
+         b'currency=840i,price=0.2,tier=1i,label="Block 1" 1795240263000000000')
+
+
+def test_the_readme_shows_the_discovery_messages_as_published(tmp_path):
+    shown = dict(re.findall(r"<!-- discovery: (\S+) -->\n```json\n(.*?)\n```", README.read_text(),
+                            re.DOTALL))
+    config = config_module.parse(f'[agent]\nstate_dir = "{tmp_path}"\nhostname = "pi"\n'
+                                 + README_CONFIG, "test")
+    homeassistant = build_plugin(config.outputs[0], config, StatsRegistry()).homeassistant
+    homeassistant.states([PRICE])  # the meter's currency, as the emulator sends it
+    published = {message.topic: json.loads(message.payload)
+                 for message in map(homeassistant.discovery, homeassistant.devices)}
+    assert set(shown) == set(published) == {"homeassistant/device/pi_se521/config",
+                                            "homeassistant/device/pi_raven/config"}
+    for topic, payload in published.items():
+        validate_device_discovery(topic, json.dumps(payload).encode())
+        readme = json.loads(shown[topic])
+        readme["o"].pop("sw"), payload["o"].pop("sw")
+        assert readme == payload, f"{topic} in the README is not what is published"
