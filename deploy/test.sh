@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/bootstrap.sh test
-deploy/apt-install.sh influxdb victoria-metrics mosquitto mosquitto-clients
+deploy/apt-install.sh influxdb victoria-metrics mosquitto mosquitto-clients openssl
 .venv/bin/ruff check .
 exec .venv/bin/python -m pytest "$@"

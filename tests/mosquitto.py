@@ -26,9 +26,19 @@ PASSWORD = "correct horse battery"
 
 
 class Mosquitto:
-    def __init__(self, directory: Path, extra: str = "") -> None:
+    def __init__(self, directory: Path, extra: str = "", tls: bool = False) -> None:
         self.directory = directory
         self.port = free_port()
+        self.tls_port = free_port()
+        if tls:
+            self.certificate = directory / "broker.crt"
+            subprocess.run([require("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                            "-days", "1", "-subj", "/CN=127.0.0.1",
+                            "-addext", "subjectAltName=IP:127.0.0.1",
+                            "-keyout", str(directory / "broker.key"),
+                            "-out", str(self.certificate)], check=True, capture_output=True)
+            extra += (f"\nlistener {self.tls_port} 127.0.0.1\ncafile {self.certificate}\n"
+                      f"certfile {self.certificate}\nkeyfile {directory / 'broker.key'}\n")
         self.extra = extra
         self.process: subprocess.Popen | None = None
         self.log = directory / "mosquitto.log"

@@ -181,3 +181,22 @@ def test_a_line_that_cannot_be_published_is_rejected_alone(tmp_path, mosquitto):
     assert (result.written, result.rejected) == (2, 1)
     assert [json.loads(m.payload)["fields"]["v"] for m in subscriber.wait_for(2)] == [1.0, 3.0]
     plugin.close()
+
+
+def test_tls_with_the_brokers_ca_delivers_and_a_stranger_certificate_is_refused(tmp_path):
+    (tmp_path / "broker").mkdir()
+    server = Mosquitto(tmp_path / "broker", tls=True)
+    server.start()
+    try:
+        url = f"ssl://127.0.0.1:{server.tls_port}"
+        trusted = output_plugin(output_section(server).replace(server.url, url)
+                                + f'tls_ca = "{server.certificate}"\n', tmp_path)
+        subscriber = Subscriber(server, "collector/#")
+        assert trusted.write(b"m v=1 1\n", 1).written == 1
+        assert subscriber.wait_for(1)[0].payload == b"m v=1 1\n"
+        trusted.close()
+        stranger = output_plugin(output_section(server).replace(server.url, url), tmp_path)
+        with pytest.raises(RetryableError, match="TLS"):
+            stranger.write(b"m v=2 2\n", 1)
+    finally:
+        server.kill()
