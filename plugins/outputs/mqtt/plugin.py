@@ -9,7 +9,7 @@ subscriber may see a message twice after a broker outage, never miss one.
 from __future__ import annotations
 
 from collector import Output, RetryableError, WriteResult
-from plugins.mqtt.broker import ConnectFailed, Connection, Server, Will
+from plugins.mqtt.broker import ConnectFailed, Connection, Server
 from plugins.mqtt.lineprotocol import split_lines
 from plugins.outputs.mqtt.homeassistant.discovery import HomeAssistant
 from plugins.outputs.mqtt.messages import Message, MessageBuilder
@@ -108,8 +108,8 @@ class MQTTOutput(Output):
         keeps the broker from publishing the last will)."""
         connection = self._connection
         if connection is not None and connection.alive and self.homeassistant is not None:
-            goodbye = Will(self.homeassistant.status_topic, b"offline")
-            info = connection.client.publish(goodbye.topic, goodbye.payload, self.config.qos,
+            goodbye = self.homeassistant.will
+            info = connection.client.publish(goodbye.topic, goodbye.payload, goodbye.qos,
                                              goodbye.retain)
             if not info.rc:
                 info.wait_for_publish(GOODBYE_TIMEOUT_S)
