@@ -168,3 +168,33 @@ def test_refused_metrics_are_not_acknowledged_and_come_again(tmp_path, mosquitto
         refused = input_counters(agent, "mqtt_consumer")["refused"]
     assert sink.refusals == 0 and refused > 0
     assert caplog.text.count("not acknowledged, the broker keeps them") == 1
+
+
+def test_broker_down_at_start_and_a_wrong_password_are_logged_once_and_retried(
+        tmp_path, mosquitto, caplog):
+    mosquitto.stop()
+    wrong = consumer_section(mosquitto, 'reconnect_max_interval = "0.2s"',
+                             alias="wrong").replace(PASSWORD, "hunter2-wrong")
+    text = consumer_section(mosquitto, 'reconnect_max_interval = "0.2s"') + wrong
+    sink = ListSink()
+    agent = agent_with_sink("omit_hostname = true\n" + text, tmp_path, sink)
+    with caplog.at_level(logging.INFO):
+        for runner in agent.streaming:
+            runner.start()
+        try:
+            wait_until(lambda: caplog.text.count("connection refused") >= 2, timeout=10)
+            mosquitto.start()
+            wait_until(lambda: input_counters(agent, "mqtt_consumer").get("subscribed") == 1, 15)
+            publish(mosquitto, ("lab/after", b"m n=1i %d\n" % STAMP))
+            wait_until(lambda: sink.metrics("m"), timeout=15)
+            wait_until(lambda: "Not authorized" in caplog.text
+                       or "Bad user name or password" in caplog.text, timeout=10)
+            assert input_counters(agent, "wrong").get("subscribed", 0) == 0
+        finally:
+            agent.stop_event.set()
+            for runner in agent.streaming:
+                runner.thread.join(10)
+            agent.close()
+    assert caplog.text.count("connection refused") == 2, "once per input and episode"
+    assert "hunter2" not in caplog.text
+    assert "Traceback" not in caplog.text

@@ -67,9 +67,12 @@ class MQTTConsumer(StreamingInput):
         connection.open()
         self.context.stats.set("subscribed", 0)
         try:
-            self.connection_errors.succeeded(f"connected to {server}")
-            self.log.info("connected to %s (%s session)", server,
-                          "resumed" if connection.session_present else "new")
+            connected = (f"connected to {server} "
+                         f"({'resumed' if connection.session_present else 'new'} session)")
+            if self.connection_errors.failing:
+                self.connection_errors.succeeded(connected)
+            else:
+                self.log.info("%s", connected)
             self._subscribe(connection)
             while not stop.is_set() and connection.alive:
                 batch = _take(inbox, self.config.max_batch)
