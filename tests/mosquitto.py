@@ -4,6 +4,8 @@ remembers what it received."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import socket
 import struct
@@ -20,6 +22,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.helpers import wait_until
 from tests.servers import free_port, require
+
+
+def sbin(binary: str) -> str:
+    """Debian installs the broker in /usr/sbin, which a normal user's PATH lacks."""
+    return shutil.which(binary, path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin") or \
+        require(binary)
+
 
 USER = "collector"
 PASSWORD = "correct horse battery"
@@ -68,7 +77,7 @@ log_type notice
     def start(self, timeout: float = 10.0) -> None:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [require("mosquitto"), "-c", str(self.directory / "mosquitto.conf")],
+                [sbin("mosquitto"), "-c", str(self.directory / "mosquitto.conf")],
                 stdout=log, stderr=log, cwd=self.directory)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -36,12 +36,13 @@ class MQTTConsumer(StreamingInput):
         super().__init__(config, context)
         self.log = context.log
         self.parser = MessageParser(config)
-        self.client_id = config.client_id or f"collector-{context.hostname or 'consumer'}-" \
-                                             f"{context.alias}"
+        self.client_id = (config.client_id
+                          or f"collector-{context.hostname or 'consumer'}-{context.alias}")
         self.servers = config.parsed_servers
         self.connection_errors = ErrorReporter(context.log)
         self.store_errors = ErrorReporter(context.log)
-        self._invalid_since: int | None = None
+        self._invalid = False
+        """In an episode of messages that do not parse (logged once, when it starts)."""
 
     def run(self, acc: Accumulator, stop: threading.Event) -> None:
         delay, server = 1.0, 0
@@ -129,14 +130,14 @@ class MQTTConsumer(StreamingInput):
             metrics = self.parser.parse(message.topic, message.payload, now)
         except (ParseError, UnicodeDecodeError) as err:
             self.context.stats.incr("messages_invalid")
-            if self._invalid_since is None:
-                self._invalid_since = now
+            if not self._invalid:
+                self._invalid = True
                 self.log.warning("dropped a message that does not parse (counted in "
                                  "messages_invalid; logged again after one parses): %s: %s",
                                  _topic(message), err)
             return []
-        if self._invalid_since is not None:
-            self._invalid_since = None
+        if self._invalid:
+            self._invalid = False
             self.log.info("messages parse again")
         return metrics
 
