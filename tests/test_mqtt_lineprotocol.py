@@ -34,7 +34,7 @@ def test_fast_decoding_reads_what_the_encoder_wrote_as_the_core_does(metrics):
 
 @pytest.mark.parametrize("line", [
     b"m v=1 12 13", b"m v=nan", b"m v=1x", b"m,t= v=1", b",t=a v=1", b"m v=\"open",
-    b"m v=1,", b"m v=1i2"])
+    b"m v=1,", b"m v=1i2", b"m v=1 5m v=2 6\n"])
 def test_what_the_core_refuses_is_refused(line):
     with pytest.raises(LineProtocolError):
         decode_line(line.decode())

@@ -25,7 +25,7 @@ _ONE_FIELD = r'[^,=\\ "\n]++=(?:"(?:[^"\\]|\\.)*+"|[^,"\\ \n]++)'
 _LINE = re.compile(
     r'((?:[^ \n\\#]|\\.)(?:[^ \n\\]|\\.)*+)'    # measurement and tags
     rf' ({_ONE_FIELD}(?:,{_ONE_FIELD})*+)'           # fields; strings may hold newlines
-    r'(?: (-?[0-9]+))?\n?', re.DOTALL)
+    r'(?: (-?[0-9]+))?(?:\n|\Z)', re.DOTALL)
 """One line of the common shape: no comment or blank line, no escape in a field key."""
 _KEY = re.compile(r"((?:[^,\\ ]|\\.)+)((?:,(?:[^,=\\ ]|\\.)+=(?:[^,=\\ ]|\\.)+)*) ")
 _TAG = re.compile(r",((?:[^,=\\ ]|\\.)+)=((?:[^,=\\ ]|\\.)+)")
