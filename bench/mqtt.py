@@ -34,11 +34,11 @@ from encoder import workload  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
 from collector import config as config_module  # noqa: E402
+from collector import split_line_protocol as split_lines  # noqa: E402
 from collector.agent import Agent, build_plugin  # noqa: E402
 from collector.lineprotocol import Encoder  # noqa: E402
 from collector.shaping import Shaping  # noqa: E402
 from collector.stats import StatsRegistry  # noqa: E402
-from plugins.mqtt.lineprotocol import split_lines  # noqa: E402
 from tests.mosquitto import PASSWORD, USER, Mosquitto  # noqa: E402
 from tests.servers import HTTP, InfluxDB  # noqa: E402
 

@@ -3,6 +3,7 @@
 from collector.devices import AttachedDevice
 from collector.episodes import HealthLog
 from collector.lineprotocol import decode as decode_line_protocol
+from collector.lineprotocol import lines_of as split_line_protocol
 from collector.metric import FieldValue, Metric
 from collector.plugin import (
     Accumulator,
@@ -28,5 +29,6 @@ __all__ = [
     "FieldValue", "HealthLog", "Importer", "Input", "LocalTimes", "Metric", "NoOptions",
     "Output", "PluginContext", "Refused", "RetryableError", "RowSource", "Secret",
     "StreamingInput", "Window", "WriteResult", "ZoneError", "decode_line_protocol",
+    "split_line_protocol",
     "time_zone",
 ]

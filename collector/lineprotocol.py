@@ -231,21 +231,23 @@ def decode(data: bytes | str, precision: str = "ns") -> list[Metric]:
 _PLAIN_FIELD = re.compile(r'([^=,\s"]+)=(?:"([^"]*)"|([^,\s"]+))(,?)')
 
 
+_SERIES: dict[str, tuple[str, dict[str, str]]] = {}
+"""Measurement and tags of series keys read before: a batch repeats a few series."""
+
+
 def _decode_plain(line: str, multiplier: int) -> Metric | None:
     """A line without escapes; None when anything is off, so that the scanner, which
     names the problem, reads it instead."""
     head, space, rest = line.partition(" ")
     if not space:
         return None
-    name, *pairs = head.split(",")
-    tags: dict[str, str] = {}
-    for pair in pairs:
-        key, equals, value = pair.partition("=")
-        if not (key and equals and value) or "=" in value:
+    series = _SERIES.get(head)
+    if series is None:
+        series = _plain_series(head)
+        if series is None:
             return None
-        tags[key] = value
-    if not name:
-        return None
+        _remember(_SERIES, head, series)
+    name, tags = series[0], dict(series[1])
     fields: dict[str, FieldValue] = {}
     position = 0
     match = _PLAIN_FIELD.match
@@ -277,13 +279,32 @@ def _decode_plain(line: str, multiplier: int) -> Metric | None:
 
 def split_lines(payload: bytes) -> list[bytes]:
     """Newline-terminated lines of a payload; a newline inside a string field stays."""
-    return [line.encode() + b"\n" for line in _split_lines(payload.decode()) if line]
+    return [line + b"\n" for line in lines_of(payload)]
+
+
+def lines_of(payload: bytes) -> list[bytes]:
+    """The non-empty lines of a payload, without their newlines; a newline inside a
+    string field, or escaped, stays in its line. Bytes that are not UTF-8 are kept as
+    they are, for each line's decoding to judge."""
+    text = payload.decode("utf-8", "surrogateescape")
+    return [line.encode("utf-8", "surrogateescape") for line in _split_lines(text) if line]
 
 
 def count_lines(payload: bytes) -> int:
     """Lines (so metrics) in a payload, even a damaged one: bytes that are not UTF-8
     count as text, and a newline inside a quoted string does not end a line."""
     return sum(1 for line in _split_lines(payload.decode("utf-8", "replace")) if line.strip())
+
+
+def _plain_series(head: str) -> tuple[str, dict[str, str]] | None:
+    name, *pairs = head.split(",")
+    tags: dict[str, str] = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not (key and equals and value) or "=" in value:
+            return None
+        tags[key] = value
+    return (name, tags) if name else None
 
 
 def _split_lines(text: str) -> list[str]:
@@ -308,11 +329,18 @@ def _continues(line: str) -> bool:
     """Whether the newline after ``line`` belongs to it: inside a string field's value,
     or escaped by a backslash.
 
-    Quotes only open strings in the fields, after the series' first unescaped space;
-    without backslashes, counting them is enough.
+    As in influxd, a quote opens a string only right after the '=' of a field (in the
+    fields, after the series' first unescaped space); anywhere else it is a character.
     """
     if "\\" not in line:
-        return '"' in line and line.partition(" ")[2].count('"') % 2 == 1
+        fields = line.partition(" ")[2]
+        opening = fields.find('="')
+        while opening >= 0:
+            closing = fields.find('"', opening + 2)
+            if closing < 0:
+                return True
+            opening = fields.find('="', closing + 1)
+        return False
     quoted = fields_started = False
     index, end = 0, len(line)
     while index < end:
@@ -320,10 +348,13 @@ def _continues(line: str) -> bool:
         if char == "\\":
             index += 2
             continue
-        if char == " " and not quoted:
+        if quoted:
+            quoted = char != '"'
+        elif char == " ":
             fields_started = True
-        elif char == '"' and fields_started:
-            quoted = not quoted
+        elif char == "=" and fields_started and line.startswith('"', index + 1):
+            quoted = True
+            index += 1
         index += 1
     return quoted or index > end
 

@@ -199,19 +199,23 @@ def test_property_alphabet_covers_every_escaped_character():
 
 
 def scanned_lines(text: str) -> list[str]:
-    """The reference split: a character scan of the whole payload (the decoder's first
-    way of doing it)."""
+    """The reference split: a character scan of the whole payload as influxd's scanner
+    does it (a backslash takes the next character; a quote opens a string only right
+    after a field's '=', and a string ends at the next unescaped quote)."""
     lines, start, quoted, index, fields_started = [], 0, False, 0, False
     while index < len(text):
         char = text[index]
         if char == "\\":
             index += 2
             continue
-        if char == " " and not quoted:
+        if quoted:
+            quoted = char != '"'
+        elif char == " ":
             fields_started = True
-        elif char == '"' and fields_started:
-            quoted = not quoted
-        elif char == "\n" and not quoted:
+        elif char == "=" and fields_started and text.startswith('"', index + 1):
+            quoted = True
+            index += 1
+        elif char == "\n":
             lines.append(text[start:index])
             start, fields_started = index + 1, False
         index += 1
@@ -238,8 +242,50 @@ def test_the_fast_path_reads_a_line_exactly_as_the_scanner_does(line):
         assert fast == scanned
 
 
+def test_a_quote_in_a_field_key_does_not_open_a_string():
+    metrics = decode('m a"=1.0 1\nm b=2.0 2\n')
+    assert [(m.fields, m.time_ns) for m in metrics] == [({'a"': 1.0}, 1), ({"b": 2.0}, 2)]
+
+
 def test_the_fast_path_reads_what_the_encoder_writes():
     line = 'se521,channel=T1,device=EMU0001 celsius=21.5,raw=215i,ok=true,state="a, b=c" 17\n'
     (metric,) = decode(line)
     assert lineprotocol._decode_plain(line.rstrip("\n"), 1) == metric
     assert metric.fields == {"celsius": 21.5, "raw": 215, "ok": True, "state": "a, b=c"}
+
+
+encoded_names = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1,
+                        max_size=12)
+encoded_values = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.booleans(),
+                           st.integers(-(2**63), 2**63 - 1), st.text(max_size=20))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.builds(Metric, encoded_names,
+                          st.dictionaries(encoded_names, encoded_values, min_size=1,
+                                          max_size=4),
+                          st.dictionaries(encoded_names, encoded_names, max_size=3),
+                          st.integers(0, 2**62)), min_size=1, max_size=5))
+def test_a_payload_decodes_as_its_lines_do_one_by_one(metrics):
+    """Whatever the encoder writes (newlines, quotes and escapes in names and strings
+    included), the payload's decoding is the scanner's reading of each of its lines."""
+    payload, count = Encoder("ns").encode(metrics)
+    lines = [line.decode() for line in lineprotocol.lines_of(payload)]
+    assert len(lines) == count
+    expected = [lineprotocol.decode_line(line) for line in lines
+                if line.strip() and not line.lstrip().startswith("#")]
+    assert decode(payload) == expected
+
+
+@pytest.mark.parametrize("line", [
+    "m v=1 12 13", "m v=nan", "m v=1x", "m,t= v=1", ",t=a v=1", 'm v="open', "m v=1,",
+    "m v=1i2", "m v=1 5m v=2 6\n"])
+def test_the_fast_path_refuses_what_the_scanner_refuses(line):
+    with pytest.raises(LineProtocolError):
+        decode(line)
+
+
+def test_strings_with_spaces_commas_quotes_newlines_comments_and_blank_lines():
+    payload = b'm,host=a s="a, b \\"c\\" d\ne",n=1i 5\n# comment\n\nm v=2 6\n'
+    assert decode(payload) == [Metric("m", {"s": 'a, b "c" d\ne', "n": 1}, {"host": "a"}, 5),
+                               Metric("m", {"v": 2.0}, {}, 6)]

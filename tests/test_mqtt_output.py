@@ -55,7 +55,7 @@ def deliver(tmp_path, server: Mosquitto, extra: str, produce=readings) -> bool:
     register_input("mqtt_readings", produce)
     agent = agent_from('hostname = "pi"\n[[inputs.mqtt_readings]]\n'
                        + output_section(server, extra), tmp_path)
-    delivered = agent.once()
+    delivered = agent.once(wait=0)
     return delivered, output_counters(agent, "mqtt")
 
 
@@ -129,7 +129,7 @@ def test_wrong_password_is_retried_with_a_clear_secret_free_reason(tmp_path, mos
         section = output_section(mosquitto).replace(PASSWORD, "hunter2-wrong")
         agent = agent_from('shutdown_timeout = "1s"\n[[inputs.mqtt_one]]\n' + section
                            + 'retry_max_interval = "0.1s"\n', tmp_path)
-        assert not agent.once(), "nothing delivered, the metric stays spooled"
+        assert not agent.once(wait=0), "nothing delivered, the metric stays spooled"
     assert "hunter2" not in caplog.text
     assert "not authori" in caplog.text.lower()
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 
 from collector import Metric
+from collector import decode_line_protocol as decode
 from collector.lineprotocol import LineProtocolError
 from plugins.inputs.mqtt_consumer.settings import (
     TIMESTAMP_UNITS,
@@ -22,7 +23,6 @@ from plugins.inputs.mqtt_consumer.settings import (
     MQTTConsumerConfig,
     TopicParsing,
 )
-from plugins.mqtt.lineprotocol import decode
 
 DEFAULT_MEASUREMENT = "mqtt_consumer"
 

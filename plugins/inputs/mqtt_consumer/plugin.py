@@ -21,9 +21,9 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from collector import Accumulator, Metric, Refused, StreamingInput
 from collector.episodes import ErrorReporter
+from plugins.common.mqtt.broker import ConnectFailed, Connection
 from plugins.inputs.mqtt_consumer.parsing import MessageParser, ParseError
 from plugins.inputs.mqtt_consumer.settings import MQTTConsumerConfig
-from plugins.mqtt.broker import ConnectFailed, Connection
 
 WAIT_FOR_MESSAGES_S = 0.2
 REFUSED_PAUSE_S = 5.0

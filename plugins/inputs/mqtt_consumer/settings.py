@@ -9,7 +9,7 @@ from typing import Literal
 
 from collector import Duration
 from collector.binding import BindError
-from plugins.mqtt.broker import BrokerConfig
+from plugins.common.mqtt.broker import BrokerConfig
 
 FieldType = Literal["int", "float", "bool", "string"]
 TIMESTAMP_UNITS = {"1ns": 1, "1us": 1_000, "1ms": 1_000_000, "1s": 1_000_000_000}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from collector import Metric
 from collector.lineprotocol import LineProtocolError, decode_line
-from plugins.mqtt.lineprotocol import parse_series, series_key
+from plugins.outputs.mqtt.series import parse_series, series_key
 from plugins.outputs.mqtt.settings import MQTTOutputConfig
 from plugins.outputs.mqtt.topics import TopicTemplate, valid_topic
 

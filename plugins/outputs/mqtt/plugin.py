@@ -9,8 +9,8 @@ subscriber may see a message twice after a broker outage, never miss one.
 from __future__ import annotations
 
 from collector import Output, RetryableError, WriteResult
-from plugins.mqtt.broker import ConnectFailed, Connection, Server
-from plugins.mqtt.lineprotocol import split_lines
+from collector import split_line_protocol as split_lines
+from plugins.common.mqtt.broker import ConnectFailed, Connection, Server
 from plugins.outputs.mqtt.homeassistant.discovery import HomeAssistant
 from plugins.outputs.mqtt.messages import Message, MessageBuilder
 from plugins.outputs.mqtt.publisher import Outcome, Publisher, PublishFailed

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from plugins.mqtt.broker import Connection
+from plugins.common.mqtt.broker import Connection
 from plugins.outputs.mqtt.messages import Message
 
 REJECTING_CODES = {0x90: "topic name invalid", 0x95: "packet too large",

@@ -9,7 +9,7 @@ from typing import Literal
 
 from collector import Duration
 from collector.binding import BindError
-from plugins.mqtt.broker import BrokerConfig
+from plugins.common.mqtt.broker import BrokerConfig
 from plugins.outputs.mqtt.topics import TopicTemplate
 
 Layout = Literal["non-batch", "batch", "field"]

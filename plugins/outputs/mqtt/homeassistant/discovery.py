@@ -29,7 +29,7 @@ from importlib import metadata
 
 from collector import ConfiguredInput, Metric, PluginContext
 from collector.lineprotocol import LineProtocolError, decode_line
-from plugins.mqtt.broker import Will
+from plugins.common.mqtt.broker import Will
 from plugins.outputs.mqtt.homeassistant.instruments import (
     INSTRUMENTS,
     Entity,
