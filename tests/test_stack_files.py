@@ -44,7 +44,7 @@ def test_compose_file_is_valid_with_and_without_the_optional_parts():
 def test_compose_refuses_to_start_without_the_env_file(tmp_path):
     empty = tmp_path / "empty.env"
     empty.write_text("")
-    with pytest.raises(AssertionError, match="copy .env.example to .env"):
+    with pytest.raises(AssertionError, match=r"copy \.env\.example to \.env"):
         compose_config(env_file=empty)
 
 
@@ -54,7 +54,7 @@ def test_images_are_pinned_and_influxdb_is_1x():
         image = service["image"]
         if "build" in service:
             continue
-        repository, _, tag = image.rpartition(":")
+        _repository, _, tag = image.rpartition(":")
         assert tag and tag != "latest" and re.match(r"\d", tag), f"{name}: {image} not pinned"
     assert re.fullmatch(r"influxdb:1\.1[12]\.\d+", services["influxdb"]["image"])
     assert re.fullmatch(r"mariadb:11\.4(\.\d+)?", services["mariadb"]["image"]), "the LTS"
@@ -196,7 +196,7 @@ def dockerfile_stages() -> list[list[str]]:
 
 
 def test_final_image_runs_unprivileged_without_build_tools():
-    build, final = dockerfile_stages()
+    _build, final = dockerfile_stages()
     assert any(line.startswith("FROM ${PYTHON_IMAGE}") for line in final)
     assert re.search(r"ARG PYTHON_IMAGE=python:3\.\d+-slim-\w+",
                      (REPO / "Dockerfile").read_text())
