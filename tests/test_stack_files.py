@@ -253,9 +253,9 @@ def test_dockerfile_user_creation_gives_the_instrument_groups(tmp_path):
                .replace("useradd ", f"useradd --prefix {root} ")
                .replace(" /var/lib/collector", f" {root}/var/lib/collector")
                .replace(f"--home-dir {root}/var/lib/collector", "--home-dir /var/lib/collector"))
-    result = subprocess.run(["sh", "-c", command], capture_output=True, text=True)
     if os.geteuid() != 0:
         pytest.fail("needs root (CI runs as root): useradd --prefix writes /etc copies")
+    result = subprocess.run(["sh", "-c", command], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     passwd = (root / "etc" / "passwd").read_text()
     assert re.search(r"^collector:x:10001:10001::/var/lib/collector:/usr/sbin/nologin$",
