@@ -14,6 +14,8 @@ from pathlib import Path
 import compose
 import yaml
 
+from tests.servers import HTTP
+
 REPO = Path(__file__).resolve().parent.parent
 GRAFANA = REPO / "grafana"
 STACK = REPO / "deploy" / "stack"
@@ -114,6 +116,13 @@ def expected_columns(query: str) -> list[str]:
         columns.append(alias.group(1) if alias else function.group(1) if function
                        else field.group(1))
     return columns
+
+
+def influxd_write(influxd, database: str, payload: bytes) -> None:
+    """Line protocol straight into influxd, as history the collector would have sent."""
+    response = HTTP.request("POST", f"{influxd.url}/write?db={database}&precision=ns",
+                            body=payload)
+    assert response.status == 204, response.data[:500]
 
 
 def backfill(continuous_query: str, start: str, end: str) -> str:

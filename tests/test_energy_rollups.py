@@ -15,9 +15,8 @@ from collector.binding import bind
 from plugins.outputs.influxdb.provision import continuous_query
 from plugins.outputs.influxdb.settings import Downsample
 from tests.helpers import wait_until
-from tests.stack import STACK, backfill
+from tests.stack import STACK, backfill, influxd_write
 from tests.test_influxdb_output import output_plugin
-from tests.test_stack_queries import influxd_write
 
 HOUR_NS = 3600 * 10**9
 STACK_CONFIG = STACK / "collector" / "collector.toml"

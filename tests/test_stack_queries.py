@@ -22,6 +22,7 @@ from tests.stack import (
     backfill,
     dashboards,
     expected_columns,
+    influxd_write,
     panels,
     regex_values,
     substitute,
@@ -117,14 +118,6 @@ def stack_db(influxd, tmp_path_factory) -> str:
         influxd.query(backfill(statement, start.strftime("%Y-%m-%dT%H:00:00Z"),
                                end.strftime("%Y-%m-%dT%H:00:00Z")), database)
     return database
-
-
-def influxd_write(influxd, database: str, payload: bytes) -> None:
-    from tests.servers import HTTP
-
-    response = HTTP.request("POST", f"{influxd.url}/write?db={database}&precision=ns",
-                            body=payload)
-    assert response.status == 204, response.data[:500]
 
 
 def rows(influxd, database: str, query: str) -> tuple[list[str], list[list]]:
