@@ -6,15 +6,18 @@ so a stray server on a reused port cannot fool a test."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import mysql.connector
+import urllib3
 
-from tests.servers import free_port, require
+from tests.servers import HTTP, InfluxDB, free_port, require
 
 INNODB_LOG = "--innodb-log-file-size=8M"
 """The same on install and start, or mariadbd silently grows the redo log to 96 MiB."""
@@ -138,3 +141,26 @@ class Mosquitto:
         return subprocess.run([require("mosquitto_pub"), "-h", "127.0.0.1", "-p",
                                str(self.port), *credentials, "-t", topic, "-m", message,
                                "-q", "1"], capture_output=True, text=True, timeout=20)
+
+
+class InfluxDBWithAuth(InfluxDB):
+    """influxd with authentication on, as the stack runs it; ``as_user`` queries with
+    basic auth."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        config = directory / "influxd.conf"
+        config.write_text(config.read_text().replace("[http]\n", "[http]\n  auth-enabled = true\n"))
+
+    def as_user(self, user: str, password: str, statement: str, db: str = "") -> dict:
+        """The first result of a statement run as ``user``: its series or its error."""
+        response = HTTP.request(
+            "POST", self.url + "/query", body=urlencode({"q": statement, "db": db}),
+            headers={**urllib3.make_headers(basic_auth=f"{user}:{password}"),
+                     "Content-Type": "application/x-www-form-urlencoded"})
+        answer = json.loads(response.data)
+        return answer["results"][0] if "results" in answer else answer
+
+    def write_as(self, user: str, password: str, db: str, line: bytes) -> int:
+        return HTTP.request("POST", f"{self.url}/write?db={db}", body=line,
+                            headers=urllib3.make_headers(basic_auth=f"{user}:{password}")).status

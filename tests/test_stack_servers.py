@@ -1,6 +1,7 @@
 """The stack's server-side files against real servers: MariaDB's init script (the
-mirror's databases, the collector's rights, Grafana's read-only user) and mosquitto's
-config with the password file its start script writes."""
+mirror's databases, the collector's rights, Grafana's read-only user), mosquitto's
+config with the password file its start script writes, and InfluxDB with the
+authentication and users the stack gives it."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import subprocess
 import mysql.connector
 import pytest
 
-from tests.helpers import collector, stop, wait_until, write_config
+from tests.helpers import collector, run_collector, stop, wait_until, write_config
 from tests.stack import STACK
-from tests.stack_servers import MariaDB, Mosquitto
+from tests.stack_servers import InfluxDBWithAuth, MariaDB, Mosquitto
 
 GRAFANA_PASSWORD = "it's a \"quoted\" \\ secret"
 
@@ -101,3 +102,41 @@ def test_mirror_fills_the_legacy_raven_tables(initialised, influxd, tmp_path):
     finally:
         assert stop(process) == 0
     assert initialised.query("SELECT COUNT(*) FROM run_info", database="raven")[0][0] >= 1
+
+
+@pytest.fixture
+def influxd_with_auth(tmp_path):
+    server = InfluxDBWithAuth(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_collector_provisions_as_admin_and_grafana_only_reads(influxd_with_auth, tmp_path):
+    """InfluxDB as the stack runs it: authentication on, the users the image creates
+    from .env (an admin for the collector, a read-only user for Grafana). The
+    collector's start creates the retention policies and continuous queries, which
+    needs the admin; Grafana's user reads the data and can change nothing."""
+    server = influxd_with_auth
+    assert "error" not in server.as_user(
+        "", "", "CREATE USER admin WITH PASSWORD 'admin-pw' WITH ALL PRIVILEGES")
+    for statement in ('CREATE DATABASE "collector"',
+                      "CREATE USER grafana WITH PASSWORD 'grafana-pw'",
+                      'GRANT READ ON "collector" TO grafana'):
+        assert "error" not in server.as_user("admin", "admin-pw", statement)
+    result = run_collector("once", "--wait", "2", "-c",
+                           str(STACK / "collector" / "collector.toml"),
+                           env={"INFLUXDB_URL": server.url, "INFLUXDB_ADMIN_USER": "admin",
+                                "INFLUXDB_ADMIN_PASSWORD": "admin-pw",
+                                "STATE_DIRECTORY": str(tmp_path / "state")})
+    assert result.returncode == 0, result.stderr
+    assert "admin-pw" not in result.stderr
+    policies = server.as_user("admin", "admin-pw", 'SHOW RETENTION POLICIES ON "collector"')
+    assert {row[0] for row in policies["series"][0]["values"]} >= {"raw", "year", "energy"}
+    read = server.as_user("grafana", "grafana-pw", 'SELECT last("kw") FROM "raven_demand"',
+                          "collector")
+    assert read["series"][0]["values"], "Grafana's user reads the collector's data"
+    assert server.write_as("grafana", "grafana-pw", "collector", b"m v=1\n") == 403
+    refused = server.as_user("grafana", "grafana-pw", 'DROP MEASUREMENT "raven_demand"',
+                             "collector")
+    assert "grafana not authorized" in refused["error"]
