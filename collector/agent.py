@@ -36,6 +36,10 @@ INPUT_COUNTERS = ("gathered", "refused", "errors", "skipped", "gather_time_ns",
                   "metrics_invalid", "fields_invalid", "tags_invalid")
 OUTPUT_COUNTERS = ("written", "rejected", "server_dropped", "retried", "errors",
                    "write_latency_ns")
+HEARTBEAT_FILE = "heartbeat"
+HEARTBEAT_EVERY_S = 10.0
+"""The schedule loop touches ``state_dir/heartbeat`` this often: a container's or a
+supervisor's health check reads its age (one inode update, no data written)."""
 
 
 def build_plugin(spec: PluginSpec, config: Config, registry: StatsRegistry):
@@ -237,6 +241,7 @@ class Agent:
         scheduler = schedule.Scheduler()
         aligned = self.settings.round_interval
         jobs = {}
+        heartbeat = Heartbeat(self.state_dir / HEARTBEAT_FILE)
         for polled in self.polled:
             job = scheduler.every(polled.interval).seconds.do(polled.tick)
             job.next_run = _next_run(polled.interval, aligned)
@@ -252,6 +257,7 @@ class Agent:
                     job.next_run = _next_run(interval, aligned)
             if self.reload_requested.is_set():
                 self._reload()
+            heartbeat.beat()
             idle = scheduler.idle_seconds
             self.stop_event.wait(1.0 if idle is None else min(max(idle, 0.0), 1.0))
 
@@ -260,6 +266,32 @@ class Agent:
         if self._check_reload is not None and (config := self._check_reload()) is not None:
             self.next_config = config
             self.stop_event.set()
+
+
+class Heartbeat:
+    """Touches a file while the schedule loop runs: its age says whether the agent is
+    alive, for a health check that cannot ask the process (Docker's HEALTHCHECK)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._next = 0.0
+        self._failing = False
+
+    def beat(self) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + HEARTBEAT_EVERY_S
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.touch()
+        except OSError as err:
+            if not self._failing:
+                log.warning("cannot touch the heartbeat file %s (health checks will call "
+                            "the collector unhealthy): %s", self.path, err)
+            self._failing = True
+            return
+        self._failing = False
 
 
 def _next_run(interval: float, aligned: bool) -> datetime.datetime:
