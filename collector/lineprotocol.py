@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from collector import line_templates
-from collector.line_templates import LineFormatter
+from collector.line_templates import MAX_FAST_STRING_CHARS, LineFormatter
 from collector.metric import PRECISION_NS, FieldValue, Metric
 from collector.shaping import Shaping
 
@@ -79,6 +79,7 @@ class Encoder:
         self._formatters: dict[tuple, LineFormatter] = {}
         self._series: dict[tuple, str | None] = {}
         self._fields: dict[str, str | None] = {}
+        self._relay_prefixes: dict[str, str | None] = {}
 
     def encode(self, metrics: Iterable[Metric]) -> tuple[bytes, int]:
         """Return newline-terminated lines and how many metrics they hold."""
@@ -102,6 +103,70 @@ class Encoder:
             return b"", 0
         lines.append("")
         return "\n".join(lines).encode(), len(lines) - 1
+
+    def reencode(self, text: str, now_ns: int, multiplier: int = 1) -> tuple[bytes, int]:
+        """Line protocol received from elsewhere (an MQTT broker, an HTTP client), as
+        this encoder would write its metrics: the series renamed and tagged by the
+        shaping, lines without a timestamp stamped ``now_ns``, timestamps in units of
+        ``multiplier`` ns made ns, what influxd 1.x would refuse left out and counted.
+
+        A relay sees many lines of few series, so a line whose fields hold no escape
+        keeps its fields as written and gets its series prefix from a cache; any other
+        line is decoded and encoded. Raises LineProtocolError (and UnicodeDecodeError)
+        as ``decode`` does, for a payload that is not line protocol.
+        """
+        lines = []
+        for line in _split_lines(text):
+            if not line or line.isspace() or line.lstrip().startswith("#"):
+                continue
+            relayed = self._relayed(line, now_ns, multiplier)
+            if relayed is None:
+                metric = decode_line(line, multiplier)
+                metric.time_ns = metric.time_ns or now_ns
+                relayed = self._general_line(metric)
+                if relayed is None:
+                    continue
+            lines.append(relayed)
+        if not lines:
+            return b"", 0
+        lines.append("")
+        return "\n".join(lines).encode(), len(lines) - 1
+
+    def _relayed(self, line: str, now_ns: int, multiplier: int) -> str | None:
+        """``line`` as written, with the shaped series in front, when that is exactly
+        what decoding and encoding it would give; else None."""
+        end = series_end(line)
+        if end < 0:
+            return None
+        head, rest = line[:end], line[end + 1:]
+        if "\\" in rest:
+            return None
+        try:
+            prefix = self._relay_prefixes[head]
+        except KeyError:
+            prefix = self._relay_prefix(head)
+        if prefix is None:
+            return None
+        position = _relayed_fields_end(rest)
+        if position is None:
+            return None
+        stamp = rest[position:]
+        if not stamp:
+            stamp_ns = now_ns
+        elif _TIMESTAMP(stamp):
+            stamp_ns = int(stamp) * multiplier or now_ns  # 0 counts as none, as in decode
+        else:
+            return None
+        step = self.shaping.step_ns
+        return f"{prefix} {rest[:position]} {(stamp_ns - stamp_ns % step) // self.divisor}"
+
+    def _relay_prefix(self, head: str) -> str | None:
+        series = _series_of(head)
+        prefix = None
+        if series is not None:
+            escaped, tags_dropped = self._escaped_series(Metric(series[0], {}, series[1]))
+            prefix = None if tags_dropped else escaped
+        return _remember(self._relay_prefixes, head, prefix)
 
     def _formatter(self, shape: tuple, metric: Metric) -> LineFormatter:
         prefix, tags_dropped = self._escaped_series(metric)
@@ -214,8 +279,9 @@ def encode(metrics: Iterable[Metric], precision: str = "ns") -> bytes:
 def decode(data: bytes | str, precision: str = "ns") -> list[Metric]:
     """Parse line protocol the way influxd 1.x does; blank and '#' lines are skipped.
 
-    A line without a backslash (nearly every line) is read with string methods and one
-    pattern for its fields; one with escapes goes through the character scanner.
+    A line whose fields hold no backslash (nearly every line) has its fields read with
+    one pattern, and its series key (escapes and all) read once per series and
+    remembered; any other line goes through the character scanner.
     """
     text = data.decode() if isinstance(data, bytes) else data
     multiplier = PRECISION_NS[precision]
@@ -223,7 +289,7 @@ def decode(data: bytes | str, precision: str = "ns") -> list[Metric]:
     for line in _split_lines(text):
         if not line or line.isspace() or line.lstrip().startswith("#"):
             continue
-        metric = _decode_plain(line, multiplier) if "\\" not in line else None
+        metric = _decode_common(line, multiplier)
         metrics.append(metric if metric is not None else decode_line(line, multiplier))
     return metrics
 
@@ -235,15 +301,18 @@ _SERIES: dict[str, tuple[str, dict[str, str]]] = {}
 """Measurement and tags of series keys read before: a batch repeats a few series."""
 
 
-def _decode_plain(line: str, multiplier: int) -> Metric | None:
-    """A line without escapes; None when anything is off, so that the scanner, which
-    names the problem, reads it instead."""
-    head, space, rest = line.partition(" ")
-    if not space:
+def _decode_common(line: str, multiplier: int) -> Metric | None:
+    """A line whose fields hold no backslash; None when anything is off, so that the
+    scanner, which names the problem, reads it instead."""
+    end = series_end(line)
+    if end < 0:
+        return None
+    head, rest = line[:end], line[end + 1:]
+    if "\\" in rest:
         return None
     series = _SERIES.get(head)
     if series is None:
-        series = _plain_series(head)
+        series = _series_of(head)
         if series is None:
             return None
         _remember(_SERIES, head, series)
@@ -277,6 +346,26 @@ def _decode_plain(line: str, multiplier: int) -> Metric | None:
         return None
 
 
+_RELAY_KEY = r'(?!time=)[^=,\s"\\]+'
+_RELAY_VALUE = (
+    rf'(?:"[^"\\]{{0,{MAX_FAST_STRING_CHARS}}}"'        # a string within influxd's limit
+    r"|-?\d{1,18}i"                                     # an int64, surely in range
+    r"|(?:true|True|TRUE|t|T|false|False|FALSE|f|F)"      # longest spelling first
+    r"|-?(?:\d{1,200}(?:\.\d{0,200})?|\.\d{1,200})(?:[eE][-+]?\d{1,2})?)")  # surely finite
+_RELAY_FIELDS = re.compile(
+    rf"{_RELAY_KEY}={_RELAY_VALUE}(?:,{_RELAY_KEY}={_RELAY_VALUE})*").match
+"""Fields the encoder would write unchanged; anything else (the key ``time``, a value
+near a limit, an escape) is left to the decoder and the encoder to judge."""
+_TIMESTAMP = re.compile(r" -?\d{1,19}").fullmatch
+
+
+def _relayed_fields_end(rest: str) -> int | None:
+    """Where the fields of a received line end, if every field is one the encoder
+    would write unchanged; None otherwise."""
+    found = _RELAY_FIELDS(rest)
+    return None if found is None else found.end()
+
+
 def split_lines(payload: bytes) -> list[bytes]:
     """Newline-terminated lines of a payload; a newline inside a string field stays."""
     return [line + b"\n" for line in lines_of(payload)]
@@ -296,7 +385,27 @@ def count_lines(payload: bytes) -> int:
     return sum(1 for line in _split_lines(payload.decode("utf-8", "replace")) if line.strip())
 
 
-def _plain_series(head: str) -> tuple[str, dict[str, str]] | None:
+def series_end(line: str) -> int:
+    """Where the series key ends: the first space no backslash escapes (-1: none)."""
+    space = line.find(" ")
+    while space > 0 and line[space - 1] == "\\":
+        start = space - 1
+        while start > 0 and line[start - 1] == "\\":
+            start -= 1
+        if (space - start) % 2 == 0:  # an escaped backslash, then a real space
+            break
+        space = line.find(" ", space + 1)
+    return space
+
+
+def _series_of(head: str) -> tuple[str, dict[str, str]] | None:
+    """Measurement and tags of a series key; the scanner's reading when it has escapes."""
+    if "\\" in head:
+        try:
+            metric = decode_line(head + " _=0")
+        except LineProtocolError:
+            return None
+        return metric.name, metric.tags
     name, *pairs = head.split(",")
     tags: dict[str, str] = {}
     for pair in pairs:
@@ -332,8 +441,11 @@ def _continues(line: str) -> bool:
     As in influxd, a quote opens a string only right after the '=' of a field (in the
     fields, after the series' first unescaped space); anywhere else it is a character.
     """
-    if "\\" not in line:
-        fields = line.partition(" ")[2]
+    end = series_end(line)
+    fields = "" if end < 0 else line[end + 1:]
+    if "\\" not in fields:
+        if line.endswith("\\") and (len(line) - len(line.rstrip("\\"))) % 2:
+            return True  # an escaped newline in the series key
         opening = fields.find('="')
         while opening >= 0:
             closing = fields.find('"', opening + 2)

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from collector.config import AgentConfig, InputOptions
 from collector.filters import Selector
-from collector.lineprotocol import Encoder, EncodeStats
+from collector.lineprotocol import Encoder, EncodeStats, LineProtocolError, decode
 from collector.metric import PRECISION_NS, FieldValue, Metric
 from collector.plugin import Refused
 from collector.shaping import Shaping
@@ -173,6 +173,56 @@ class InputAccumulator:
         held, self._held = self._held, []
         self._commit(held + metrics)
 
+    def store_line_protocol(self, messages: list[bytes], now_ns: int,
+                            precision: str = "ns") -> list[int | Exception]:
+        """Store received line protocol now, in one append, or raise ``Refused``; per
+        message, how many metrics it held, or why it is not line protocol (a
+        LineProtocolError or UnicodeDecodeError: that message stores nothing, the others
+        are stored). Lines without a timestamp get ``now_ns``.
+
+        When nothing needs the metrics themselves (no filter on this input, no
+        aggregator, no output filter), lines pass through with only their series
+        renamed and tagged: a relay's lines are not decoded into objects to be encoded
+        again."""
+        if self.selector is not None or not self.pipeline.direct:
+            return self._store_decoded(messages, now_ns, precision)
+        self.store([])  # what a gather held goes first
+        multiplier = PRECISION_NS[precision]
+        outcome: list[int | Exception] = []
+        payloads: list[bytes] = []
+        with self._lock:
+            for data in messages:
+                try:
+                    payload, count = self._encoder.reencode(data.decode(), now_ns, multiplier)
+                except (LineProtocolError, UnicodeDecodeError) as err:
+                    outcome.append(err)
+                    continue
+                outcome.append(count)
+                payloads.append(payload)
+            self._count_invalid()
+            stored = sum(count for count in outcome if isinstance(count, int))
+            if stored:
+                self._commit_payload(b"".join(payloads), stored)
+        self.counters.incr("gathered", stored)
+        return outcome
+
+    def _store_decoded(self, messages: list[bytes], now_ns: int,
+                       precision: str) -> list[int | Exception]:
+        outcome: list[int | Exception] = []
+        metrics: list[Metric] = []
+        for data in messages:
+            try:
+                decoded = decode(data, precision)
+            except (LineProtocolError, UnicodeDecodeError) as err:
+                outcome.append(err)
+                continue
+            for metric in decoded:
+                metric.time_ns = metric.time_ns or now_ns
+            metrics += decoded
+            outcome.append(len(decoded))
+        self.store(metrics)
+        return outcome
+
     def flush(self) -> None:
         """End of a gather: commit what it held."""
         with contextlib.suppress(Refused):  # counted in _commit
@@ -191,11 +241,21 @@ class InputAccumulator:
                 self.counters.incr("refused", len(metrics))
                 raise
             finally:
-                stats = self._router.stats if self._router else self._encoder.stats
-                self.counters.set("metrics_invalid", stats.metrics_dropped)
-                self.counters.set("fields_invalid", stats.fields_dropped)
-                self.counters.set("tags_invalid", stats.tags_dropped)
+                self._count_invalid()
         self.counters.incr("gathered", count)
+
+    def _count_invalid(self) -> None:
+        stats = self._router.stats if self._router else self._encoder.stats
+        self.counters.set("metrics_invalid", stats.metrics_dropped)
+        self.counters.set("fields_invalid", stats.fields_dropped)
+        self.counters.set("tags_invalid", stats.tags_dropped)
+
+    def _commit_payload(self, payload: bytes, count: int) -> None:
+        try:
+            self.pipeline.commit(payload, count)
+        except Refused:
+            self.counters.incr("refused", count)
+            raise
 
     def _commit_direct(self, metrics: list[Metric]) -> int:
         payload, count = self._encoder.encode(metrics)

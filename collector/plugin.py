@@ -78,7 +78,9 @@ class Accumulator(Protocol):
 
     ``store`` suits inputs whose source can send again (an HTTP client, an MQTT
     broker): it stores at once and raises ``Refused`` when any spool refused, so the
-    input acknowledges to its source only what is durable.
+    input acknowledges to its source only what is durable. ``store_line_protocol``
+    does the same for line protocol as received, relaying lines without decoding them
+    where nothing needs the metrics themselves.
     """
 
     def add(
@@ -89,6 +91,12 @@ class Accumulator(Protocol):
     def add_metrics(self, metrics: list[Metric]) -> None: ...
 
     def store(self, metrics: list[Metric]) -> None: ...
+
+    def store_line_protocol(self, messages: list[bytes], now_ns: int,
+                            precision: str = "ns") -> list[int | Exception]:
+        """Received line protocol, each message on its own (lines without a timestamp
+        get ``now_ns``), stored in one append or ``Refused``; per message, the metrics
+        it held or why it is not line protocol (that message stores nothing)."""
 
 
 class Input:

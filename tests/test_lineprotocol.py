@@ -6,12 +6,13 @@ import string
 from urllib.parse import urlencode
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from collector import lineprotocol
 from collector.lineprotocol import Encoder, LineProtocolError, decode, encode, split_lines
 from collector.metric import Metric
+from collector.shaping import Shaping
 from tests.servers import HTTP
 
 T = 1_700_000_000_123_456_789
@@ -223,7 +224,7 @@ def scanned_lines(text: str) -> list[str]:
     return lines
 
 
-LINE_ALPHABET = 'ab ,="\\.0123456789-itef#\n'
+LINE_ALPHABET = 'ab ,="\\.0123456789-itefm#\t\n'
 
 
 @given(st.text(alphabet=LINE_ALPHABET, max_size=60))
@@ -233,7 +234,7 @@ def test_lines_split_as_a_character_scan_splits_them(text):
 
 @given(st.text(alphabet=LINE_ALPHABET.replace("\n", ""), max_size=40))
 def test_the_fast_path_reads_a_line_exactly_as_the_scanner_does(line):
-    fast = lineprotocol._decode_plain(line, 1) if "\\" not in line else None
+    fast = lineprotocol._decode_common(line, 1)
     try:
         scanned = lineprotocol.decode_line(line)
     except LineProtocolError:
@@ -250,7 +251,7 @@ def test_a_quote_in_a_field_key_does_not_open_a_string():
 def test_the_fast_path_reads_what_the_encoder_writes():
     line = 'se521,channel=T1,device=EMU0001 celsius=21.5,raw=215i,ok=true,state="a, b=c" 17\n'
     (metric,) = decode(line)
-    assert lineprotocol._decode_plain(line.rstrip("\n"), 1) == metric
+    assert lineprotocol._decode_common(line.rstrip("\n"), 1) == metric
     assert metric.fields == {"celsius": 21.5, "raw": 215, "ok": True, "state": "a, b=c"}
 
 
@@ -289,3 +290,59 @@ def test_strings_with_spaces_commas_quotes_newlines_comments_and_blank_lines():
     payload = b'm,host=a s="a, b \\"c\\" d\ne",n=1i 5\n# comment\n\nm v=2 6\n'
     assert decode(payload) == [Metric("m", {"s": 'a, b "c" d\ne', "n": 1}, {"host": "a"}, 5),
                                Metric("m", {"v": 2.0}, {}, 6)]
+
+
+NOW = 1_795_000_000_123_456_789
+
+
+def decoded_then_encoded(encoder: Encoder, text: str) -> tuple[bytes, int]:
+    metrics = decode(text)
+    for metric in metrics:
+        metric.time_ns = metric.time_ns or NOW
+    return encoder.encode(metrics)
+
+
+shapings = st.builds(Shaping, name_override=st.sampled_from(["", "renamed"]),
+                     tags_under=st.dictionaries(st.sampled_from(["host", "a"]),
+                                                st.sampled_from(["pi", "x y"]), max_size=2),
+                     tags_over=st.dictionaries(st.sampled_from(["room", "a"]),
+                                               st.sampled_from(["b12", "c,d"]), max_size=2),
+                     step_ns=st.sampled_from([1, 1000]))
+
+
+@settings(max_examples=300, deadline=None)
+@example("m time=1 5", Shaping())
+@example("m a\tb=1,c=2 5", Shaping())
+@example("m v=1u 5", Shaping())
+@example("m v=9223372036854775808i 5", Shaping())
+@example("m v=1_0 5", Shaping())
+@example("m v=1e999 5", Shaping())
+@given(st.one_of(st.text(alphabet=LINE_ALPHABET, max_size=60),
+                 st.lists(metrics, min_size=1, max_size=4).map(
+                     lambda ms: Encoder().encode(ms)[0].decode())),
+       shapings)
+def test_relaying_received_lines_writes_what_decoding_and_encoding_would(text, shaping):
+    try:
+        expected = decoded_then_encoded(Encoder("ns", shaping), text)
+    except LineProtocolError:
+        expected = None
+    relay = Encoder("ns", shaping)
+    try:
+        relayed = relay.reencode(text, NOW)
+    except LineProtocolError:
+        relayed = None
+    assert (relayed is None) == (expected is None), (relayed, expected)
+    if relayed is not None:
+        assert decode(relayed[0]) == decode(expected[0])
+        assert relayed[1] == expected[1]
+
+
+def test_a_relayed_line_keeps_its_fields_as_written_and_gets_the_shaped_series():
+    """As written: "True" and "t" stay (the encoder itself writes "true"), which shows
+    the lines took the relay's way, not the decoder's."""
+    relay = Encoder("ns", Shaping(tags_under={"host": "pi"}, tags_over={"room": "b"}))
+    received = 'm,site=roof\\ 1 v=1.5,n=3i,ok=t,on=True,s="a b" 12\nm v=2\n'
+    payload, count = relay.reencode(received, NOW)
+    assert (payload.decode(), count) == (
+        'm,host=pi,room=b,site=roof\\ 1 v=1.5,n=3i,ok=t,on=True,s="a b" 12\n'
+        f"m,host=pi,room=b v=2 {NOW}\n", 2)

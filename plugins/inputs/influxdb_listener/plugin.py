@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlparse
 from collector import Accumulator, ByteSize, Refused, StreamingInput
 from collector.binding import BindError
 from collector.episodes import ErrorReporter
-from collector.lineprotocol import LineProtocolError, decode
+from collector.lineprotocol import LineProtocolError
 from collector.metric import PRECISION_NS
 
 RETRY_AFTER_S = 10
@@ -92,16 +92,12 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if self.headers.get("Content-Encoding") == "gzip":
                 body = gzip.decompress(body)
-            metrics = decode(body, precision)
+            (stored,) = self.acc.store_line_protocol([body], time.time_ns(), precision)
+            if isinstance(stored, Exception):
+                raise stored
         except (LineProtocolError, UnicodeDecodeError, OSError) as err:
             self._answer(400, f"unable to parse: {err}")
             return
-        now = time.time_ns()
-        for metric in metrics:
-            if not metric.time_ns:
-                metric.time_ns = now
-        try:
-            self.acc.store(metrics)
         except Refused as refusal:
             self._answer(507 if refusal.storage_failed else 503,
                          f"not stored: {refusal.reason}; send again later", RETRY_AFTER_S)

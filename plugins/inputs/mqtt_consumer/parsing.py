@@ -36,6 +36,12 @@ class MessageParser:
         self.config = config
         self.json_unit = TIMESTAMP_UNITS[config.json_timestamp_units]
 
+    def relays(self, topic: str) -> bool:
+        """Whether a message on ``topic`` is stored as received: line protocol that no
+        topic rule and no topic tag changes."""
+        return (self.config.data_format == "influx" and not self.config.topic_tag
+                and not any(rule.matches(topic.split("/")) for rule in self.config.topic_parsing))
+
     def parse(self, topic: str, payload: bytes, now_ns: int) -> list[Metric]:
         if self.config.data_format == "influx":
             metrics = self._influx(payload)

@@ -107,19 +107,33 @@ class MQTTConsumer(StreamingInput):
 
     def _consume(self, batch: list[paho.MQTTMessage], connection: Connection,
                  acc: Accumulator) -> bool:
-        """Store the batch's metrics, then acknowledge; False when a spool refused."""
-        metrics: list[Metric] = []
+        """Store the batch's metrics, then acknowledge; False when a spool refused.
+
+        Line protocol that topic parsing leaves alone is relayed as received
+        (``store_line_protocol``); anything else is parsed into metrics first."""
         now = time.time_ns()
+        relayed: list[paho.MQTTMessage] = []
+        metrics: list[Metric] = []
         for message in batch:
-            metrics.extend(self._parsed(message, now))
+            if self.parser.relays(_topic(message)):
+                relayed.append(message)
+            else:
+                metrics.extend(self._parsed(message, now))
         self.context.stats.incr("messages_received", len(batch))
-        if metrics:
-            try:
+        try:
+            if metrics:
                 acc.store(metrics)
-            except Refused as refusal:
-                self.store_errors.failed(refusal, "not acknowledged, the broker keeps them: ")
-                return False
-            self.store_errors.succeeded("storing messages again")
+            if relayed:
+                outcome = acc.store_line_protocol([m.payload for m in relayed], now)
+                for message, stored in zip(relayed, outcome, strict=True):
+                    if isinstance(stored, Exception) or not stored:
+                        self._invalid_message(message, stored or "no line protocol")
+                    else:
+                        self._valid_message()
+        except Refused as refusal:
+            self.store_errors.failed(refusal, "not acknowledged, the broker keeps them: ")
+            return False
+        self.store_errors.succeeded("storing messages again")
         for message in batch:
             if message.qos:
                 connection.client.ack(message.mid, message.qos)
@@ -129,17 +143,23 @@ class MQTTConsumer(StreamingInput):
         try:
             metrics = self.parser.parse(message.topic, message.payload, now)
         except (ParseError, UnicodeDecodeError) as err:
-            self.context.stats.incr("messages_invalid")
-            if not self._invalid:
-                self._invalid = True
-                self.log.warning("dropped a message that does not parse (counted in "
-                                 "messages_invalid; logged again after one parses): %s: %s",
-                                 _topic(message), err)
+            self._invalid_message(message, err)
             return []
+        self._valid_message()
+        return metrics
+
+    def _invalid_message(self, message: paho.MQTTMessage, why: object) -> None:
+        self.context.stats.incr("messages_invalid")
+        if not self._invalid:
+            self._invalid = True
+            self.log.warning("dropped a message that does not parse (counted in "
+                             "messages_invalid; logged again after one parses): %s: %s",
+                             _topic(message), str(why)[:200])
+
+    def _valid_message(self) -> None:
         if self._invalid:
             self._invalid = False
             self.log.info("messages parse again")
-        return metrics
 
 
 def _take(inbox: queue.SimpleQueue, most: int) -> list[paho.MQTTMessage]:
