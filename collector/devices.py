@@ -45,10 +45,10 @@ def attached() -> list[AttachedDevice]:
         for port in list_ports.comports()
     ]
     try:
-        import hid
+        import hidraw
     except ImportError:
         return found
-    for info in hid.enumerate():
+    for info in hidraw.enumerate():
         path = info.get("path", b"")
         found.append(AttachedDevice(
             "hid", path.decode(errors="replace") if isinstance(path, bytes) else str(path),

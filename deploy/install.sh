@@ -26,7 +26,7 @@ fi
 install -m 0644 deploy/udev/70-instruments.rules /etc/udev/rules.d/70-instruments.rules
 if command -v udevadm >/dev/null; then
     udevadm control --reload
-    udevadm trigger --subsystem-match=tty --subsystem-match=hidraw --subsystem-match=usb
+    udevadm trigger --subsystem-match=tty --subsystem-match=hidraw
 fi
 
 install -d -m 0750 -g collector /etc/collector

@@ -111,7 +111,7 @@ def test_devices_follow_a_replug_through_dev_and_device_cgroup_rules():
              if v["type"] == "bind"}
     assert ("/dev", "/dev") in binds
     majors = {rule.split()[1] for rule in collector_service["device_cgroup_rules"]}
-    assert {"166:*", "188:*", "189:*"} <= majors  # ttyACM, ttyUSB, USB device nodes
+    assert {"166:*", "188:*"} <= majors  # ttyACM, ttyUSB; hidraw's is dynamic (next test)
     assert collector_service["group_add"] == ["20", "46"]  # dialout, plugdev
 
 

@@ -35,7 +35,7 @@ class Transport(Protocol):
 
 
 class HidDevice(Protocol):
-    """The part of hidapi's ``hid.device`` the bridge needs (the emulator has it too)."""
+    """The part of hidapi's ``device`` the bridge needs (the emulator has it too)."""
 
     def send_feature_report(self, data: bytes) -> int: ...
 
@@ -55,17 +55,19 @@ class HidBackend(Protocol):
 
 
 class Hidapi:
-    """The real HID backend: cython-hidapi (module ``hid``), hidraw on Linux."""
+    """The real HID backend: cython-hidapi's ``hidraw`` module. The wheel's ``hid``
+    module is its libusb backend, which would need the kernel's driver detached and
+    access to /dev/bus/usb; ``hidraw`` opens /dev/hidrawN, which the udev rule grants."""
 
     def enumerate(self, vendor_id: int, product_id: int) -> list[dict[str, Any]]:
-        import hid
+        import hidraw
 
-        return hid.enumerate(vendor_id, product_id)
+        return hidraw.enumerate(vendor_id, product_id)
 
     def open_path(self, path: bytes) -> HidDevice:
-        import hid
+        import hidraw
 
-        device = hid.device()
+        device = hidraw.device()
         try:
             device.open_path(path)
         except OSError as err:
