@@ -12,12 +12,11 @@ import itertools
 import os
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
 import mysql.connector
 
-from tests.servers import free_port, require
+from tests.servers import free_port, require, stop_process, wait_ready
 
 INNODB_LOG = "--innodb-log-file-size=8M"
 """The same on install and start, or mariadbd silently grows the redo log to 96 MiB."""
@@ -45,38 +44,32 @@ class MariaDB:
     def start(self, timeout: float = 30.0) -> None:
         self.process = subprocess.Popen(self._command, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL, cwd=self.directory)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                log = (self.directory / "error.log").read_text()[-2000:]
-                raise RuntimeError(f"mariadbd exited: {log}")
+
+        def ours() -> bool:
             try:
                 (datadir,) = self.query("SELECT @@datadir")[0]
             except mysql.connector.Error:
-                time.sleep(0.05)
-                continue
+                return False
             if Path(datadir).resolve() != self.data.resolve():
                 raise RuntimeError(f"another server answers on port {self.port}")
-            return
-        raise RuntimeError(f"mariadbd did not become ready on {self.port}")
+            return True
+
+        wait_ready(self.process, ours, f"mariadbd on {self.port}",
+                   self.directory / "error.log", timeout)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
 
-    def connect(self, database: str | None = None, autocommit: bool = True):
-        return mysql.connector.connect(host="127.0.0.1", port=self.port, user="root",
-                                       database=database, autocommit=autocommit,
-                                       connection_timeout=5)
+    def connect(self, database: str | None = None, autocommit: bool = True,
+                user: str = "root", password: str = ""):
+        return mysql.connector.connect(host="127.0.0.1", port=self.port, user=user,
+                                       password=password, database=database,
+                                       autocommit=autocommit, connection_timeout=5)
 
-    def query(self, sql: str, database: str | None = None, params: tuple = ()) -> list[tuple]:
-        connection = self.connect(database)
+    def query(self, sql: str, database: str | None = None, params: tuple = (),
+              user: str = "root", password: str = "") -> list[tuple]:
+        connection = self.connect(database, user=user, password=password)
         try:
             cursor = connection.cursor()
             cursor.execute(sql, params or None)

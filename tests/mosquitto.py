@@ -11,7 +11,6 @@ import socket
 import struct
 import subprocess
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.helpers import wait_until
-from tests.servers import free_port, require
+from tests.servers import free_port, require, wait_ready
 
 
 def sbin(binary: str) -> str:
@@ -79,14 +78,8 @@ log_type notice
             self.process = subprocess.Popen(
                 [sbin("mosquitto"), "-c", str(self.directory / "mosquitto.conf")],
                 stdout=log, stderr=log, cwd=self.directory)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"mosquitto exited: {self.log.read_text()[-2000:]}")
-            if self._accepts_login():
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"mosquitto did not become ready on {self.port}")
+        wait_ready(self.process, self._accepts_login, f"mosquitto on {self.port}", self.log,
+                   timeout)
 
     def _accepts_login(self) -> bool:
         """Ours answers a CONNECT with our credentials (a stranger on the port would not)."""

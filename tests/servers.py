@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -32,6 +33,30 @@ def require(binary: str) -> str:
     return path
 
 
+def wait_ready(process: subprocess.Popen, ready: Callable[[], bool], what: str, log: Path,
+               timeout: float = 30.0) -> None:
+    """Until ``ready()`` says yes; fails with the log's tail if the process exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited: {log.read_text()[-2000:]}")
+        if ready():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not become ready")
+
+
+def stop_process(process: subprocess.Popen | None, timeout: float = 30.0) -> None:
+    """SIGTERM, so the server shuts down cleanly; SIGKILL if it does not in time."""
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 class Server:
     ready_path = "/ping"
 
@@ -51,27 +76,18 @@ class Server:
         log = open(self.directory / "server.log", "ab")  # noqa: SIM115 - child owns it
         self.process = subprocess.Popen(self.command(), stdout=log, stderr=log,
                                         cwd=self.directory)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.command()[0]} exited: "
-                                   f"{(self.directory / 'server.log').read_text()[-2000:]}")
+
+        def answers() -> bool:
             try:
-                if HTTP.request("GET", self.url + self.ready_path, timeout=1).status < 300:
-                    return
+                return HTTP.request("GET", self.url + self.ready_path, timeout=1).status < 300
             except urllib3.exceptions.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.command()[0]} did not become ready on {self.port}")
+                return False
+
+        wait_ready(self.process, answers, f"{self.command()[0]} on {self.port}",
+                   self.directory / "server.log", timeout)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=15)
         self.process = None
 
 

@@ -1,8 +1,5 @@
-"""MariaDB and mosquitto as plain processes on free loopback ports, configured by the
-stack's own files where the stack has them.
-
-Readiness means our process is alive and answering (MariaDB: on our data directory),
-so a stray server on a reused port cannot fool a test."""
+"""mosquitto and influxd as the stack configures them (its start script, its config,
+authentication on), as plain processes on free loopback ports."""
 
 from __future__ import annotations
 
@@ -10,90 +7,12 @@ import json
 import os
 import socket
 import subprocess
-import time
 from pathlib import Path
 from urllib.parse import urlencode
 
-import mysql.connector
 import urllib3
 
-from tests.servers import HTTP, InfluxDB, free_port, require
-
-INNODB_LOG = "--innodb-log-file-size=8M"
-"""The same on install and start, or mariadbd silently grows the redo log to 96 MiB."""
-
-
-def wait_ready(process: subprocess.Popen, ready, what: str, log: Path,
-               timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited: {log.read_text()[-2000:]}")
-        if ready():
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} did not become ready")
-
-
-def stop_process(process: subprocess.Popen | None) -> None:
-    if process and process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-class MariaDB:
-    """mariadbd with root (no password) on 127.0.0.1 and its own data directory."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.data = directory / "data"
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-        as_root = ["--user=root"] if os.geteuid() == 0 else []
-        subprocess.run([require("mariadb-install-db"), "--no-defaults", *as_root,
-                        f"--datadir={self.data}", "--auth-root-authentication-method=normal",
-                        "--skip-test-db", INNODB_LOG], check=True, capture_output=True,
-                       cwd=directory)
-        self.command = [require("mariadbd"), "--no-defaults", *as_root,
-                        f"--datadir={self.data}", f"--socket={directory}/sock",
-                        f"--port={self.port}", "--bind-address=127.0.0.1",
-                        "--skip-name-resolve", INNODB_LOG, "--performance-schema=OFF",
-                        "--innodb-buffer-pool-size=32M", f"--log-error={directory}/error.log"]
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, cwd=self.directory)
-
-        def ours() -> bool:
-            try:
-                (datadir,) = self.query("SELECT @@datadir")[0]
-            except mysql.connector.Error:
-                return False
-            if Path(datadir).resolve() != self.data.resolve():
-                raise RuntimeError(f"another server answers on port {self.port}")
-            return True
-
-        wait_ready(self.process, ours, "mariadbd", self.directory / "error.log")
-
-    def stop(self) -> None:
-        stop_process(self.process)
-        self.process = None
-
-    def query(self, sql: str, user: str = "root", password: str = "",
-              database: str | None = None) -> list[tuple]:
-        connection = mysql.connector.connect(host="127.0.0.1", port=self.port, user=user,
-                                             password=password, database=database,
-                                             autocommit=True, connection_timeout=5)
-        try:
-            cursor = connection.cursor()
-            cursor.execute(sql)
-            return cursor.fetchall() if cursor.with_rows else []
-        finally:
-            connection.close()
+from tests.servers import HTTP, InfluxDB, free_port, require, stop_process, wait_ready
 
 
 class Mosquitto:

@@ -12,8 +12,9 @@ import mysql.connector
 import pytest
 
 from tests.helpers import collector, run_collector, stop, wait_until, write_config
+from tests.mariadb import MariaDB
 from tests.stack import STACK
-from tests.stack_servers import InfluxDBWithAuth, MariaDB, Mosquitto
+from tests.stack_servers import InfluxDBWithAuth, Mosquitto
 
 GRAFANA_PASSWORD = "it's a \"quoted\" \\ secret"
 
@@ -42,20 +43,24 @@ def initialised(mariadb):
 
 def test_collector_may_create_the_legacy_tables_and_nothing_else(initialised):
     for database in ("SE521", "raven"):
-        initialised.query("CREATE TABLE probe (id INT PRIMARY KEY)", "collector",
-                          "collector-pw", database)
-        initialised.query("INSERT INTO probe VALUES (1)", "collector", "collector-pw", database)
+        initialised.query("CREATE TABLE probe (id INT PRIMARY KEY)", database,
+                          user="collector", password="collector-pw")
+        initialised.query("INSERT INTO probe VALUES (1)", database,
+                          user="collector", password="collector-pw")
     with pytest.raises(mysql.connector.errors.ProgrammingError, match="denied"):
-        initialised.query("CREATE DATABASE elsewhere", "collector", "collector-pw")
+        initialised.query("CREATE DATABASE elsewhere", user="collector",
+                          password="collector-pw")
 
 
 def test_grafana_reads_the_mirror_and_cannot_write_it(initialised):
-    assert initialised.query("SELECT id FROM probe", "grafana", GRAFANA_PASSWORD,
-                             "SE521") == [(1,)]
+    assert initialised.query("SELECT id FROM probe", "SE521", user="grafana",
+                             password=GRAFANA_PASSWORD) == [(1,)]
     with pytest.raises(mysql.connector.errors.ProgrammingError, match="denied"):
-        initialised.query("INSERT INTO probe VALUES (2)", "grafana", GRAFANA_PASSWORD, "raven")
+        initialised.query("INSERT INTO probe VALUES (2)", "raven", user="grafana",
+                          password=GRAFANA_PASSWORD)
     with pytest.raises(mysql.connector.errors.ProgrammingError, match="denied"):
-        initialised.query("SELECT 1 FROM mysql.user", "grafana", GRAFANA_PASSWORD)
+        initialised.query("SELECT 1 FROM mysql.user", user="grafana",
+                          password=GRAFANA_PASSWORD)
 
 
 @pytest.fixture
@@ -93,7 +98,7 @@ def test_mirror_fills_the_legacy_raven_tables(initialised, influxd, tmp_path):
         def demand_rows() -> int:
             try:
                 return initialised.query("SELECT COUNT(*) FROM instantaneous_demand",
-                                         database="raven")[0][0]
+                                         "raven")[0][0]
             except mysql.connector.Error:
                 return 0
 
@@ -101,7 +106,7 @@ def test_mirror_fills_the_legacy_raven_tables(initialised, influxd, tmp_path):
         assert process.poll() is None, "the collector exited (is outputs.sql installed?)"
     finally:
         assert stop(process) == 0
-    assert initialised.query("SELECT COUNT(*) FROM run_info", database="raven")[0][0] >= 1
+    assert initialised.query("SELECT COUNT(*) FROM run_info", "raven")[0][0] >= 1
 
 
 @pytest.fixture
