@@ -67,7 +67,8 @@ content_encoding = "identity"
     while output.counters.get("written") < n:
         time.sleep(0.005)
     rate = n / (time.perf_counter() - started)
-    output.stop(10)
+    output.begin_stop(time.monotonic() + 10)
+    output.thread.join()
     agent.close()
     return rate
 
