@@ -13,6 +13,10 @@ from pathlib import Path
 
 import urllib3
 
+from collector import config as config_module
+from collector.agent import build_plugin
+from collector.stats import StatsRegistry
+
 HTTP = urllib3.PoolManager(retries=False, timeout=10)
 
 
@@ -99,3 +103,10 @@ def post(url: str, body: bytes, path: str = "/write?precision=ns") -> int:
 def open_fds() -> int:
     """File descriptors this process holds: a leak shows as growth across a loop."""
     return len(os.listdir("/proc/self/fd"))
+
+
+def output_plugin(text: str, tmp_path: Path, agent: str = ""):
+    """The first output of config ``text`` (agent section: ``agent`` and a state_dir in
+    ``tmp_path``), built as the agent builds it, not started."""
+    config = config_module.parse(f'[agent]\nstate_dir = "{tmp_path}"\n{agent}\n' + text, "test")
+    return build_plugin(config.outputs[0], config, StatsRegistry())

@@ -14,9 +14,8 @@ import tomllib
 from collector.binding import bind
 from plugins.outputs.influxdb.provision import continuous_query
 from plugins.outputs.influxdb.settings import Downsample
-from tests.helpers import wait_until
+from tests.helpers import output_plugin, wait_until
 from tests.stack import STACK, backfill, influxd_write
-from tests.test_influxdb_output import output_plugin
 
 HOUR_NS = 3600 * 10**9
 STACK_CONFIG = STACK / "collector" / "collector.toml"

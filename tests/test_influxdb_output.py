@@ -6,18 +6,10 @@ import time
 import pytest
 
 from collector import Metric, RetryableError
-from collector import config as config_module
-from collector.agent import build_plugin
-from collector.stats import StatsRegistry
 from tests.fixed_input import agent_from, output_counters, register_input
-from tests.helpers import wait_until
+from tests.helpers import output_plugin, wait_until
 
 HOUR_NS = 3600 * 10**9
-
-
-def output_plugin(text: str, tmp_path):
-    config = config_module.parse(f'[agent]\nstate_dir = "{tmp_path}"\n' + text, "test")
-    return build_plugin(config.outputs[0], config, StatsRegistry())
 
 
 def count(influxd, db: str, rp: str = "") -> int:

@@ -9,10 +9,8 @@ import signal
 import pytest
 
 from collector import Metric, RetryableError
-from collector import config as config_module
-from collector.agent import build_plugin
-from collector.stats import StatsRegistry
 from tests.fixed_input import agent_from, output_counters, register_input
+from tests.helpers import output_plugin
 from tests.mosquitto import (  # noqa: F401 - a fixture
     PASSWORD,
     USER,
@@ -45,10 +43,8 @@ timeout = "3s"
 """
 
 
-def output_plugin(text: str, tmp_path):
-    config = config_module.parse(f'[agent]\nstate_dir = "{tmp_path}"\nhostname = "pi"\n'
-                                 + text, "test")
-    return build_plugin(config.outputs[0], config, StatsRegistry())
+def mqtt_output(text: str, tmp_path):
+    return output_plugin(text, tmp_path, agent='hostname = "pi"')
 
 
 def deliver(tmp_path, server: Mosquitto, extra: str, produce=readings) -> bool:
@@ -118,7 +114,7 @@ def test_retain_leaves_the_last_message_on_the_broker(tmp_path, mosquitto):
 
 def test_wrong_password_is_retried_with_a_clear_secret_free_reason(tmp_path, mosquitto,
                                                                     caplog):
-    plugin = output_plugin(output_section(mosquitto).replace(PASSWORD, "hunter2-wrong"),
+    plugin = mqtt_output(output_section(mosquitto).replace(PASSWORD, "hunter2-wrong"),
                            tmp_path)
     with pytest.raises(RetryableError) as raised:
         plugin.write(b"m v=1 1\n", 1)
@@ -136,7 +132,7 @@ def test_wrong_password_is_retried_with_a_clear_secret_free_reason(tmp_path, mos
 
 def test_broker_down_keeps_the_batch_until_it_is_back(tmp_path, mosquitto):
     mosquitto.stop()
-    plugin = output_plugin(output_section(mosquitto), tmp_path)
+    plugin = mqtt_output(output_section(mosquitto), tmp_path)
     with pytest.raises(RetryableError, match="connection refused"):
         plugin.write(b"m v=1 1\n", 1)
     mosquitto.start()
@@ -147,7 +143,7 @@ def test_broker_down_keeps_the_batch_until_it_is_back(tmp_path, mosquitto):
 
 
 def test_a_batch_counts_as_written_only_once_the_broker_acknowledged_it(tmp_path, mosquitto):
-    plugin = output_plugin(output_section(mosquitto).replace('timeout = "3s"',
+    plugin = mqtt_output(output_section(mosquitto).replace('timeout = "3s"',
                                                              'timeout = "0.5s"'), tmp_path)
     assert plugin.write(b"m v=1 1\n", 1).written == 1
     mosquitto.process.send_signal(signal.SIGSTOP)  # alive, connected, answering nothing
@@ -163,7 +159,7 @@ def test_a_batch_counts_as_written_only_once_the_broker_acknowledged_it(tmp_path
 
 
 def test_a_one_megabyte_batch_goes_out_as_one_message(tmp_path, mosquitto):
-    plugin = output_plugin(output_section(mosquitto, 'layout = "batch"'), tmp_path)
+    plugin = mqtt_output(output_section(mosquitto, 'layout = "batch"'), tmp_path)
     payload = b"".join(b'bulk,series=s n=%di,pad="%s" %d\n' % (i, b"p" * 80, STAMP + i)
                        for i in range(11_000))
     assert len(payload) > 2**20
@@ -175,7 +171,7 @@ def test_a_one_megabyte_batch_goes_out_as_one_message(tmp_path, mosquitto):
 
 
 def test_a_line_that_cannot_be_published_is_rejected_alone(tmp_path, mosquitto):
-    plugin = output_plugin(output_section(mosquitto, 'data_format = "json"'), tmp_path)
+    plugin = mqtt_output(output_section(mosquitto, 'data_format = "json"'), tmp_path)
     subscriber = Subscriber(mosquitto, "collector/#")
     result = plugin.write(b"m v=1 1\nm v=\xff 2\nm v=3 3\n", 3)
     assert (result.written, result.rejected) == (2, 1)
@@ -189,13 +185,13 @@ def test_tls_with_the_brokers_ca_delivers_and_a_stranger_certificate_is_refused(
     server.start()
     try:
         url = f"ssl://127.0.0.1:{server.tls_port}"
-        trusted = output_plugin(output_section(server).replace(server.url, url)
+        trusted = mqtt_output(output_section(server).replace(server.url, url)
                                 + f'tls_ca = "{server.certificate}"\n', tmp_path)
         subscriber = Subscriber(server, "collector/#")
         assert trusted.write(b"m v=1 1\n", 1).written == 1
         assert subscriber.wait_for(1)[0].payload == b"m v=1 1\n"
         trusted.close()
-        stranger = output_plugin(output_section(server).replace(server.url, url), tmp_path)
+        stranger = mqtt_output(output_section(server).replace(server.url, url), tmp_path)
         with pytest.raises(RetryableError, match="TLS"):
             stranger.write(b"m v=2 2\n", 1)
     finally:

@@ -5,15 +5,35 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
-from collector import Output, RetryableError, WriteResult
+from collector import ByteSize, Output, RetryableError, WriteResult
+from collector.binding import BindError
+from plugins.outputs.file.rotation import RotatingFile
 
 
 @dataclass
 class FileConfig:
     files: list[str] = field(default_factory=lambda: ["stdout"])
     """"stdout", or paths; relative paths are resolved in the agent's state_dir."""
+    rotation_max_size: ByteSize = ByteSize(0)
+    """A file that reaches this size is renamed aside and started again; 0 never."""
+    rotation_max_archives: int = 5
+    """Renamed files kept per file, the oldest deleted first; -1 keeps them all."""
+
+    def validate(self) -> None:
+        if self.rotation_max_archives < -1:
+            raise BindError("rotation_max_archives", "must be -1 (keep all), 0 or more")
+
+
+class _Stdout:
+    """stdout, written like a file."""
+
+    def write(self, payload: bytes) -> None:
+        sys.stdout.buffer.write(payload)
+        sys.stdout.buffer.flush()
+
+    def close(self) -> None:
+        """stdout stays open."""
 
 
 class FileOutput(Output):
@@ -21,18 +41,13 @@ class FileOutput(Output):
 
     def __init__(self, config: FileConfig, context) -> None:
         super().__init__(config, context)
-        self._handles: list[BinaryIO] | None = None
+        self._handles: list[RotatingFile | _Stdout] | None = None
 
-    def _open(self) -> list[BinaryIO]:
-        handles = []
-        for name in self.config.files:
-            if name == "stdout":
-                handles.append(sys.stdout.buffer)
-                continue
-            path = self.context.state_dir / Path(name)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handles.append(open(path, "ab"))  # noqa: SIM115 - kept open for the run
-        return handles
+    def _open(self) -> list[RotatingFile | _Stdout]:
+        return [_Stdout() if name == "stdout" else
+                RotatingFile(self.context.state_dir / Path(name), self.config.rotation_max_size,
+                             self.config.rotation_max_archives)
+                for name in self.config.files]
 
     def start(self) -> None:
         self.context.log.info("writing line protocol to %s", ", ".join(
@@ -45,7 +60,6 @@ class FileOutput(Output):
                 self._handles = self._open()
             for handle in self._handles:
                 handle.write(payload)
-                handle.flush()
         except OSError as err:
             self.close()
             raise RetryableError(f"cannot write: {err}") from err
@@ -53,6 +67,5 @@ class FileOutput(Output):
 
     def close(self) -> None:
         for handle in self._handles or []:
-            if handle is not sys.stdout.buffer:
-                handle.close()
+            handle.close()
         self._handles = None
